@@ -1,0 +1,31 @@
+# Two entry points for a fresh machine: `make demo` and `make test` (each sets up .venv first).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SHARED_DATA ?= ../shared/data
+
+.PHONY: setup demo test test-fast benchmarks clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+demo: setup
+	$(VENV)/bin/caekit demo
+
+# MNIST is rebuilt exactly from the shared script when it is there (7 s); tests that need it skip otherwise.
+data/MNIST/raw/train-images-idx3-ubyte:
+	@if [ -f $(SHARED_DATA)/get_mnist.py ]; then $(PY) $(SHARED_DATA)/get_mnist.py data; else echo "no $(SHARED_DATA): MNIST tests will skip"; fi
+
+test: setup data/MNIST/raw/train-images-idx3-ubyte
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+clean:
+	rm -rf runs .pytest_cache

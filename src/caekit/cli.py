@@ -1,0 +1,212 @@
+"""The command line: parses arguments and calls the Python API, nothing more.
+
+User errors print one line (``caekit: error: ...``) and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import click
+
+from caekit.errors import CaekitError
+
+
+def _data_overrides(dataset: str | None, data_root: str | None, image_size: int | None, channels: int | None,
+                    download: bool = False) -> dict[str, object]:
+    pairs = {"data.name": dataset, "data.root": data_root, "data.image_size": image_size, "data.channels": channels}
+    if download:
+        pairs["data.download"] = True
+    return {k: v for k, v in pairs.items() if v is not None}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="caekit")
+def cli() -> None:
+    """caekit: convolutional autoencoders on real images."""
+
+
+@cli.command()
+@click.argument("config", required=False, type=click.Path(dir_okay=False))
+@click.option("--model", "model_name", help="Model or preset name (see `caekit models`).")
+@click.option("--spec", type=click.Path(dir_okay=False), help="Architecture spec file (YAML/JSON) for model 'cae'.")
+@click.option("--upsample", help="Decoder upsampling: max, average, fixed, nearest, bilinear, bicubic, transposed.")
+@click.option("--dataset", help="Dataset name (see `caekit datasets`).")
+@click.option("--data-root", type=click.Path(), help="Folder holding the dataset (never downloads unless --download).")
+@click.option("--image-size", type=int, help="Resize images to this square size.")
+@click.option("--channels", type=click.Choice(["1", "3"]), help="Convert images to grey (1) or colour (3).")
+@click.option("--download", is_flag=True, help="Let torchvision download the dataset into --data-root.")
+@click.option("--loss", type=click.Choice(["mse", "l1", "bce"]), help="Reconstruction loss.")
+@click.option("--epochs", type=int)
+@click.option("--batch-size", type=int)
+@click.option("--lr", type=float)
+@click.option("--seed", type=int)
+@click.option("--device", help="auto, cpu, cuda or cuda:N.")
+@click.option("--name", help="Run folder name (default: model-dataset-date-time).")
+@click.option("--runs-dir", help="Where run folders go (default: runs).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any config field, e.g. train.patience=3.")
+@click.option("--resume", type=click.Path(file_okay=False), help="Continue this run folder from its last checkpoint.")
+@click.option("--no-progress", is_flag=True, help="No progress bar or per-epoch lines.")
+def train(config, model_name, spec, upsample, dataset, data_root, image_size, channels, download, loss, epochs, batch_size,
+          lr, seed, device, name, runs_dir, sets, resume, no_progress) -> None:
+    """Train a model (default: the reference CAE on the bundled digits) and write a run folder."""
+    from caekit.api import train as run_training
+
+    pairs: dict[str, object] = {
+        "model.name": model_name, "model.args.spec": spec, "model.args.upsample": upsample, "objective.args.loss": loss,
+        "train.epochs": epochs, "train.batch_size": batch_size, "optim.lr": lr, "train.seed": seed,
+        "train.device": device, "name": name, "runs_dir": runs_dir,
+        **_data_overrides(dataset, data_root, image_size, int(channels) if channels else None, download),
+    }
+    if no_progress:
+        pairs["train.progress"] = False
+    overrides: dict[str, object] = {k: v for k, v in pairs.items() if v is not None}
+    if sets:
+        from caekit.config import parse_assignments
+
+        overrides.update(parse_assignments(list(sets)))
+    result = run_training(config, overrides=overrides, resume=resume)
+    if result.run is not None:
+        click.echo(f"test: {_format_metrics(result.test)}")
+        click.echo(f"run folder: {result.run.path}")
+
+
+def _format_metrics(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+
+
+@cli.command()
+@click.option("--epochs", type=int, default=30, show_default=True)
+@click.option("--runs-dir", default="runs", show_default=True)
+@click.option("--no-progress", is_flag=True)
+def demo(epochs: int, runs_dir: str, no_progress: bool) -> None:
+    """Train the 28x28 reference CAE on scikit-learn's bundled digits (real scans, no download)."""
+    from caekit.api import train as run_training
+
+    config = {"name": "demo", "runs_dir": runs_dir, "model": {"name": "cae28"},
+              "data": {"name": "digits", "image_size": 28}, "train": {"epochs": epochs, "batch_size": 32, "progress": not no_progress}}
+    result = run_training(config)
+    assert result.run is not None
+    click.echo(f"test: {_format_metrics(result.test)}")
+    click.echo(f"run folder: {result.run.path}  (open reconstructions.png, curves.png, filters.png, feature_maps.png)")
+
+
+@cli.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--model", "run", required=True, type=click.Path(exists=True), help="Run folder or .safetensors checkpoint.")
+@click.option("--out", type=click.Path(file_okay=False), default="reconstructions", show_default=True)
+def reconstruct(images: tuple[str, ...], run: str, out: str) -> None:
+    """Reconstruct image files with a trained model; writes each reconstruction and a comparison picture."""
+    from PIL import Image
+
+    from caekit import viz
+    from caekit.api import load, read_images, reconstruct as run_reconstruct
+
+    model, meta = load(run)
+    originals = read_images(images, meta["image_shape"])
+    outputs = run_reconstruct(model, originals)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    for path, image in zip(images, outputs):
+        array = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).squeeze(-1).numpy()
+        Image.fromarray(array).save(folder / f"{Path(path).stem}.png")
+    picture = viz.reconstructions(originals.float() / 255, outputs, folder / "comparison.png")
+    click.echo(f"{len(images)} reconstructions and {picture} written to {folder}")
+
+
+@cli.command()
+@click.option("--model", "run", required=True, type=click.Path(exists=True), help="Run folder or .safetensors checkpoint.")
+@click.option("--dataset", help="Dataset to encode (default: the one the model was trained on).")
+@click.option("--data-root", type=click.Path())
+@click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default="codes.npz", show_default=True)
+def encode(run: str, dataset: str | None, data_root: str | None, split: str, out: str) -> None:
+    """Encode a dataset split to codes; writes an .npz with `codes` and `labels` (or .npy with codes only)."""
+    import numpy as np
+
+    from caekit.api import encode as run_encode, load
+    from caekit.data.datasets import load_dataset
+
+    model, meta = load(run)
+    data_meta = meta["data"]
+    c, h, _ = meta["image_shape"]
+    data = load_dataset(dataset or data_meta["name"], split, root=data_root or data_meta["root"], image_size=h, channels=c,
+                        fit=data_meta.get("fit", "pad"))
+    if data is None:
+        from caekit.data.splits import make_splits
+
+        data = make_splits(dataset or data_meta["name"], data_root or data_meta["root"], h, c, val_fraction=0).test
+    codes = run_encode(model, data, progress=True)
+    if out.endswith(".npy"):
+        np.save(out, codes)
+    else:
+        np.savez(out, codes=codes, labels=data.labels.numpy(), classes=np.array(data.classes))
+    click.echo(f"{codes.shape[0]} codes of size {codes.shape[1]} written to {out}")
+
+
+@cli.command()
+@click.argument("spec", default="cae32")
+@click.option("--input-shape", help="C,H,W to override the spec's input shape, e.g. 1,28,28.")
+@click.option("--upsample", help="Decoder upsampling kind for a mirrored decoder.")
+def summary(spec: str, input_shape: str | None, upsample: str | None) -> None:
+    """Print the layer table (filter, stride, pad, output shape, parameters, multiply-adds) of a preset or spec file."""
+    from caekit.errors import SpecError
+    from caekit.spec import load_spec, parse_spec, plan
+
+    resolved = load_spec(spec)
+    overrides: dict[str, object] = {}
+    if input_shape:
+        try:
+            overrides["input_shape"] = [int(v) for v in input_shape.split(",")]
+        except ValueError:
+            raise SpecError(f"--input-shape '{input_shape}' is not C,H,W") from None
+    if upsample:
+        overrides["upsample"] = upsample
+    if overrides:
+        resolved = parse_spec({**resolved.model_dump(), **overrides}, spec)
+    click.echo(plan(resolved).summary())
+
+
+@cli.command("models")
+def list_models_command() -> None:
+    """List the registered models and presets."""
+    from caekit.models import MODELS, list_models
+
+    for name in list_models():
+        doc = (MODELS.get(name).__doc__ or "").strip().splitlines()
+        click.echo(f"{name:14s} {doc[0] if doc else ''}")
+
+
+@cli.command("datasets")
+def list_datasets_command() -> None:
+    """List the registered datasets."""
+    from caekit.data.datasets import DATASETS
+
+    for name in DATASETS.names():
+        doc = (DATASETS.get(name).__doc__ or "").strip().splitlines()
+        click.echo(f"{name:14s} {doc[0] if doc else ''}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning user errors into one line and exit status 2."""
+    warnings.filterwarnings("ignore", message=".*TypedStorage is deprecated.*")
+    try:
+        cli.main(args=argv, prog_name="caekit", standalone_mode=False)
+    except CaekitError as exc:
+        click.echo(f"caekit: error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("caekit: interrupted; the last checkpoint is kept (resume with --resume RUN)", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("caekit: interrupted; the last checkpoint is kept (resume with --resume RUN)", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Run configuration: one validated tree (model, data, objective, optimiser, training) read from YAML or Python.
+
+Any field can be overridden with a dotted path (``train.epochs=5``, ``model.args.upsample=nearest``): the CLI's
+``--set`` and the hyper-parameter search both use ``with_overrides``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
+
+from caekit.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Strict):
+    name: str = "cae32"
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class DataConfig(_Strict):
+    name: str = "digits"
+    root: str | None = None
+    image_size: PositiveInt | None = None
+    channels: Literal[1, 3] | None = None
+    fit: Literal["pad", "stretch", "crop"] = "pad"
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    limit: PositiveInt | None = None
+    download: bool = False
+    strict: bool = False
+
+
+class ObjectiveConfig(_Strict):
+    name: str = "reconstruct"
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class OptimConfig(_Strict):
+    name: Literal["adam", "sgd"] = "adam"
+    lr: PositiveFloat = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = Field(5e-4, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+
+
+class TrainConfig(_Strict):
+    epochs: PositiveInt = 10
+    batch_size: PositiveInt = 64
+    seed: int = 0
+    scheduler: Literal["none", "cosine", "step", "plateau"] = "none"
+    step_size: PositiveInt = 10
+    gamma: PositiveFloat = 0.1
+    patience: PositiveInt | None = None
+    grad_clip: PositiveFloat | None = None
+    device: str = "auto"
+    channels_last: bool | None = None
+    amp: bool | None = None
+    compile: bool = False
+    progress: bool = True
+
+
+class RunConfig(_Strict):
+    name: str | None = None
+    runs_dir: str = "runs"
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{source}: {where}: {first['msg']}") from None
+
+
+def load_config(path: str | Path) -> RunConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config is a mapping (model:, data:, train: ...)")
+    return parse_config(data, str(path))
+
+
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """``["train.lr=1e-3", "model.args.upsample=nearest"]`` -> {dotted path: YAML-parsed value}."""
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override '{item}' is not of the form section.field=value")
+        pairs[key.strip()] = yaml.safe_load(value)
+    return pairs
+
+
+def with_overrides(config: RunConfig, overrides: dict[str, Any] | list[str]) -> RunConfig:
+    """A copy with dotted-path fields replaced; ``["train.lr=1e-3"]`` strings are parsed as YAML values."""
+    if isinstance(overrides, list):
+        overrides = parse_assignments(overrides)
+    data = copy.deepcopy(config.model_dump())
+    for dotted, value in overrides.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                if part in node and node[part] is not None:
+                    raise ConfigError(f"'{dotted}': '{part}' is not a section")
+                node[part] = {}
+            node = node[part]
+        node[leaf] = value
+    return parse_config(data, "override")
+
+
+def dump_config(config: RunConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

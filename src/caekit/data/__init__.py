@@ -1,0 +1,8 @@
+"""Datasets: a registry of loaders that decode once into memory, splits and labelled samples."""
+
+from caekit.data.datasets import DATASETS, conform, load_dataset, register_dataset
+from caekit.data.imageset import Batches, ImageSet
+from caekit.data.splits import Splits, labelled_sample, make_splits, split
+
+__all__ = ["DATASETS", "Batches", "ImageSet", "Splits", "conform", "labelled_sample", "load_dataset", "make_splits",
+           "register_dataset", "split"]

@@ -1,0 +1,246 @@
+"""The dataset registry: digits (embedded), mnist, fashion-mnist, cifar10 and class-per-folder images.
+
+Every loader returns an ``ImageSet`` (uint8 in memory) for one split, or None when the dataset has no such
+split (then ``splits.make_splits`` carves one out). torchvision's loaders are used as they are; they download
+only when asked (``download=True``), never in tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+from safetensors.torch import load_file, save_file
+
+from caekit.data.imageset import ImageSet
+from caekit.errors import DataError
+from caekit.registry import Registry
+
+Loader = Callable[..., ImageSet | None]
+DATASETS: Registry[Loader] = Registry("dataset")
+register_dataset = DATASETS.register
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+FIT_MODES = ("pad", "stretch", "crop")
+
+
+def default_data_root() -> Path:
+    return Path(os.environ.get("CAEKIT_DATA", "data"))
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("CAEKIT_CACHE", Path.home() / ".cache" / "caekit"))
+
+
+def load_dataset(name: str, split: str = "train", root: str | Path | None = None, image_size: int | None = None,
+                 channels: int | None = None, fit: str = "pad", download: bool = False, strict: bool = False) -> ImageSet | None:
+    """One split of a registered dataset, resized to ``image_size`` and converted to ``channels`` if given."""
+    if fit not in FIT_MODES:
+        raise DataError(f"unknown fit '{fit}'; choose one of: {', '.join(FIT_MODES)}")
+    loader = DATASETS.get(name)
+    data = loader(root=Path(root) if root else None, split=split, image_size=image_size, channels=channels, fit=fit,
+                  download=download, strict=strict)
+    if data is None:
+        return None
+    data.name = name
+    return conform(data, image_size, channels)
+
+
+def conform(data: ImageSet, image_size: int | None, channels: int | None) -> ImageSet:
+    """Resize (antialiased bilinear) and convert channels (grey <-> RGB) of a whole set at once."""
+    images = data.images
+    if channels is not None and channels != images.shape[1]:
+        if channels == 3 and images.shape[1] == 1:
+            images = images.expand(-1, 3, -1, -1).contiguous()
+        elif channels == 1 and images.shape[1] == 3:
+            images = to_grey(images)
+        else:
+            raise DataError(f"cannot convert {images.shape[1]}-channel images to {channels} channels")
+    if image_size is not None and tuple(images.shape[-2:]) != (image_size, image_size):
+        chunks = [F.interpolate(part.float(), size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
+                  for part in images.split(4096)]
+        images = torch.cat(chunks).round_().clamp_(0, 255).to(torch.uint8)
+    if images is data.images:
+        return data
+    return ImageSet(images, data.labels, data.classes, data.name, data.extras)
+
+
+def to_grey(images: torch.Tensor) -> torch.Tensor:
+    """RGB uint8 -> luminance uint8 with PIL's weights (ITU-R 601-2)."""
+    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    return (images.float() * weights).sum(1, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
+
+
+# --------------------------------------------------------------------------------------------- built-in sets
+
+
+@register_dataset("digits")
+def digits(root: Path | None = None, split: str = "train", **_: object) -> ImageSet | None:
+    """scikit-learn's bundled 8x8 handwritten digits (1,797 real scans; no download). No fixed test split."""
+    from sklearn.datasets import load_digits
+
+    if split != "train":
+        return None
+    bunch = load_digits()
+    images = torch.from_numpy(np.rint(bunch.images * (255 / 16)).astype(np.uint8)).unsqueeze(1)
+    return ImageSet(images, torch.from_numpy(bunch.target.astype(np.int64)), [str(i) for i in range(10)], "digits")
+
+
+def _torchvision_set(cls_name: str, root: Path | None, split: str, download: bool, hint: str) -> ImageSet:
+    import torchvision.datasets as tvd
+
+    root = root or default_data_root()
+    try:
+        ds = getattr(tvd, cls_name)(str(root), train=split == "train", download=download)
+    except RuntimeError as exc:
+        raise DataError(f"{cls_name} not found under '{root}' ({exc}); {hint}") from None
+    data = ds.data if isinstance(ds.data, torch.Tensor) else torch.from_numpy(np.asarray(ds.data))
+    images = data.unsqueeze(1) if data.dim() == 3 else data.permute(0, 3, 1, 2)
+    labels = torch.as_tensor(np.asarray(ds.targets), dtype=torch.long)
+    return ImageSet(images.contiguous(), labels, list(ds.classes), f"{cls_name.lower()}-{split}")
+
+
+@register_dataset("mnist")
+def mnist(root: Path | None = None, split: str = "train", download: bool = False, **_: object) -> ImageSet:
+    return _torchvision_set("MNIST", root, split, download,
+                            "pass --data-root DIR holding MNIST/raw (e.g. made by shared/data/get_mnist.py DIR) or add --download")
+
+
+@register_dataset("fashion-mnist")
+def fashion_mnist(root: Path | None = None, split: str = "train", download: bool = False, **_: object) -> ImageSet:
+    return _torchvision_set("FashionMNIST", root, split, download, "pass --data-root DIR holding FashionMNIST/raw or add --download")
+
+
+@register_dataset("cifar10")
+def cifar10(root: Path | None = None, split: str = "train", download: bool = False, strict: bool = False, **_: object) -> ImageSet | None:
+    """torchvision's CIFAR-10 (cifar-10-batches-py), or the same images as train/ and test/ class folders."""
+    root = root or default_data_root()
+    for candidate in (root, root / "cifar10"):
+        if (candidate / split).is_dir() and not (candidate / "cifar-10-batches-py").is_dir():
+            return folder(candidate, split, strict=strict)
+    return _torchvision_set("CIFAR10", root, split, download,
+                            "pass --data-root DIR holding cifar-10-batches-py or train/ and test/ class folders, or add --download")
+
+
+# --------------------------------------------------------------------------------------------- class-per-folder images
+
+
+@register_dataset("folder")
+def folder(root: Path | None = None, split: str = "train", image_size: int | None = None, channels: int | None = None,
+           fit: str = "pad", strict: bool = False, cache: bool = True, **_: object) -> ImageSet | None:
+    """Images under ROOT/<class>/ (or ROOT/{train,test}/<class>/), any size, grey or colour.
+
+    Each image is fitted into a square (``fit``: pad with its border colour, stretch, or centre crop) and resized to
+    ``image_size`` (default: the largest side found, capped at 64). Unreadable images are skipped with a warning
+    naming them, or stop the load when ``strict``.
+    """
+    if root is None:
+        raise DataError("the folder dataset needs --data-root DIR (class-per-folder images)")
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"data root '{root}' is not a folder")
+    has_splits = (root / "train").is_dir()
+    if has_splits:
+        root = root / split
+        if not root.is_dir():
+            return None
+    elif split != "train":
+        return None
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DataError(f"'{root}' has no class folders: put images under {root}/<class-name>/")
+    files: list[tuple[Path, int]] = []
+    for label, name in enumerate(classes):
+        found = sorted(p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        if not found:
+            raise DataError(f"class folder '{root / name}' holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        files += [(p, label) for p in found]
+    return _decode_folder(root, classes, files, image_size, channels, fit, strict, cache)
+
+
+def fit_square(img: Image.Image, fit: str, size: int) -> Image.Image:
+    w, h = img.size
+    if fit == "crop":
+        side = min(w, h)
+        img = img.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
+    elif fit == "pad" and w != h:
+        arr = np.asarray(img)
+        border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
+        fill = tuple(int(v) for v in np.median(border, axis=0).reshape(-1))
+        side = max(w, h)
+        canvas = Image.new(img.mode, (side, side), fill if len(fill) > 1 else fill[0])
+        canvas.paste(img, ((side - w) // 2, (side - h) // 2))
+        img = canvas
+    return img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None) if img.size != (size, size) else img
+
+
+def read_image(path: Path) -> tuple[Image.Image | None, str]:
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.convert("RGB"), ""
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        return None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _cache_key(root: Path, files: list[tuple[Path, int]], *options: object) -> str:
+    digest = hashlib.sha256(str(root.resolve()).encode())
+    for path, label in files:
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root)}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    digest.update(repr(options).encode())
+    return digest.hexdigest()[:32]
+
+
+def _decode_folder(root: Path, classes: list[str], files: list[tuple[Path, int]], image_size: int | None,
+                   channels: int | None, fit: str, strict: bool, cache: bool) -> ImageSet:
+    key = _cache_key(root, files, image_size, channels, fit, strict)
+    cached = cache_dir() / "folders" / f"{key}.safetensors"
+    if cache and cached.is_file():
+        tensors = load_file(cached)
+        meta = json.loads((cached.with_suffix(".json")).read_text())
+        _warn_skipped(meta["skipped"], len(files))
+        return ImageSet(tensors["images"], tensors["labels"], classes, root.name)
+
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        decoded = list(pool.map(lambda item: read_image(item[0]), files))
+    skipped = [(str(path), why) for (path, _), (img, why) in zip(files, decoded) if img is None]
+    if skipped and strict:
+        raise DataError(f"unreadable image {skipped[0][0]}: {skipped[0][1]} (and {len(skipped) - 1} more)")
+    kept = [(img, label) for (_, label), (img, _) in zip(files, decoded) if img is not None]
+    if not kept:
+        raise DataError(f"no readable images under '{root}'")
+    empty = sorted(set(range(len(classes))) - {label for _, label in kept})
+    if empty:
+        raise DataError(f"class '{classes[empty[0]]}' has no readable images under '{root}'")
+    size = image_size or min(64, max(max(img.size) for img, _ in kept))
+    arrays = [np.asarray(fit_square(img, fit, size)) for img, _ in kept]
+    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+    grey = bool((images[:, 0] == images[:, 1]).all() and (images[:, 1] == images[:, 2]).all())
+    if channels == 1 or (channels is None and grey):
+        images = images[:, :1] if grey else to_grey(images)
+    images = images.contiguous()
+    labels = torch.tensor([label for _, label in kept], dtype=torch.long)
+    _warn_skipped(skipped, len(files))
+    if cache:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(".tmp")
+        save_file({"images": images, "labels": labels}, str(tmp))
+        cached.with_suffix(".json").write_text(json.dumps({"root": str(root), "skipped": skipped}))
+        os.replace(tmp, cached)
+    return ImageSet(images, labels, classes, root.name)
+
+
+def _warn_skipped(skipped: list, total: int) -> None:
+    if skipped:
+        path, why = skipped[0]
+        warnings.warn(f"skipped {len(skipped)} of {total} images that could not be read (first: {path}: {why})", stacklevel=3)

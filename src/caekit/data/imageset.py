@@ -1,0 +1,89 @@
+"""``ImageSet``: a whole dataset decoded once into a uint8 tensor, and the in-memory batch iterator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class ImageSet:
+    """Images as uint8 [N, C, H, W] with int64 labels; an epoch never decodes a file."""
+
+    images: Tensor
+    labels: Tensor
+    classes: list[str]
+    name: str = "images"
+    extras: dict[str, Tensor] = field(default_factory=dict)  # per-image tensors such as segmentation masks
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError(f"images must be uint8 [N, C, H, W], got {self.images.dtype} {tuple(self.images.shape)}")
+        if len(self.labels) != len(self.images):
+            raise ValueError("one label per image")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Channels, height, width of one image."""
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    def subset(self, indices: Tensor | list[int], name: str | None = None) -> ImageSet:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return ImageSet(self.images[idx], self.labels[idx], self.classes, name or self.name,
+                        {k: v[idx] for k, v in self.extras.items()})
+
+    def class_counts(self) -> list[int]:
+        return torch.bincount(self.labels, minlength=len(self.classes)).tolist()
+
+    def tensors(self) -> dict[str, Tensor]:
+        """What a batch holds: ``image`` (uint8), ``label`` and any extras."""
+        return {"image": self.images, "label": self.labels, **self.extras}
+
+    def unit_images(self, start: int = 0, stop: int | None = None) -> Tensor:
+        """Images as float in [0, 1]."""
+        return self.images[start:stop].float().div_(255)
+
+
+class Batches:
+    """Shuffled (or ordered) batches straight from in-memory tensors, sharded across ranks like DistributedSampler.
+
+    The order of epoch ``e`` depends only on (seed, e), so a resumed run sees exactly the batches it would have seen.
+    """
+
+    def __init__(self, tensors: dict[str, Tensor], batch_size: int, shuffle: bool = True, seed: int = 0,
+                 drop_last: bool = False, rank: int = 0, world_size: int = 1) -> None:
+        self.tensors = tensors
+        self.size = len(next(iter(tensors.values())))
+        self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _indices(self) -> Tensor:
+        if self.shuffle:
+            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
+        else:
+            order = torch.arange(self.size)
+        if self.world_size > 1:
+            per_rank = -(-self.size // self.world_size)
+            order = torch.cat([order, order[: per_rank * self.world_size - self.size]])  # pad like DistributedSampler
+            order = order[self.rank :: self.world_size]
+        return order
+
+    def __len__(self) -> int:
+        n = -(-self.size // self.world_size)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        order = self._indices()
+        for i in range(len(self)):
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+            yield {k: v.index_select(0, idx) for k, v in self.tensors.items()}

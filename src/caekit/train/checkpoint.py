@@ -1,0 +1,119 @@
+"""Checkpoints as safetensors plus JSON: nothing is ever unpickled, and every write is atomic.
+
+The JSON metadata (model name and arguments, spec, dataset, normalisation, epoch, optimiser settings, history) is
+embedded in the safetensors header, so tensors and metadata can never disagree, and also written beside it as
+``<name>.json`` for people and tools. Optimiser state is flattened into tensors plus JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import Tensor, nn
+
+from caekit.errors import CheckpointError
+from caekit.fileio import atomic_write_text
+
+META_KEY = "caekit"
+
+
+def _flatten_optimizer(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    state = optimizer.state_dict()
+    tensors: dict[str, Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            if isinstance(value, Tensor):
+                tensors[f"optim.{name}.{index}.{key}"] = value
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(name: str, tensors: dict[str, Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    prefix = f"optim.{name}."
+    for key, value in tensors.items():
+        if key.startswith(prefix):
+            index, field = key[len(prefix):].split(".", 1)
+            state.setdefault(int(index), {})[field] = value
+    for index, values in meta["scalars"].items():
+        state.setdefault(int(index), {}).update(values)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any],
+                    optimizers: dict[str, torch.optim.Optimizer] | None = None, extra: dict[str, Tensor] | None = None) -> Path:
+    """Write ``path`` (.safetensors) and its JSON sidecar atomically; returns the safetensors path."""
+    path = Path(path).with_suffix(".safetensors")
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta = dict(meta)
+    meta["optimizers"] = {}
+    for name, optimizer in (optimizers or {}).items():
+        opt_tensors, opt_meta = _flatten_optimizer(name, optimizer)
+        tensors.update({k: v.detach().cpu().contiguous() for k, v in opt_tensors.items()})
+        meta["optimizers"][name] = opt_meta
+    tensors.update({f"extra.{k}": v.detach().cpu().contiguous() for k, v in (extra or {}).items()})
+    text = json.dumps(meta, indent=1, default=_json_default)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={META_KEY: text})
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    atomic_write_text(path.with_suffix(".json"), text)
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Tensor):
+        return value.item() if value.numel() == 1 else value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"cannot store {type(value).__name__} in checkpoint metadata")
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """All tensors (on CPU) and the metadata of a checkpoint; refuses anything that is not safetensors."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint '{path}' does not exist")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            header = f.metadata() or {}
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"'{path}' is not a readable safetensors checkpoint ({exc})") from None
+    if META_KEY not in header:
+        raise CheckpointError(f"'{path}' has no caekit metadata; it was not written by caekit")
+    return tensors, json.loads(header[META_KEY])
+
+
+def model_state(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+
+
+def restore(tensors: dict[str, Tensor], meta: dict[str, Any], model: nn.Module,
+            optimizers: dict[str, torch.optim.Optimizer] | None = None) -> dict[str, Tensor]:
+    """Load weights (and optimiser states) in place; returns the checkpoint's extra tensors."""
+    missing, unexpected = model.load_state_dict(model_state(tensors), strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"checkpoint does not fit this model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    for name, optimizer in (optimizers or {}).items():
+        if name in meta.get("optimizers", {}):
+            optimizer.load_state_dict(_unflatten_optimizer(name, tensors, meta["optimizers"][name]))
+    return {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}

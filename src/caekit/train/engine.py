@@ -1,0 +1,255 @@
+"""The one training loop. Every model trains here; an ``Objective`` says what a step means.
+
+The engine owns devices, memory format, autocast, optimisers, schedules, gradient clipping, early stopping,
+DDP, progress, metrics and checkpoints, and knows nothing of which model it trains.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from caekit.config import OptimConfig, TrainConfig
+from caekit.data.imageset import Batches, ImageSet
+from caekit.errors import CheckpointError, ConfigError, TrainingDiverged
+from caekit.runs import RunFolder
+from caekit.train import distributed
+from caekit.train.checkpoint import read_checkpoint, restore, save_checkpoint
+from caekit.train.objectives import Objective
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but no CUDA GPU is visible; use --device cpu")
+    return device
+
+
+def build_optimizer(params: Any, config: OptimConfig, **overrides: Any) -> torch.optim.Optimizer:
+    settings = {**config.model_dump(), **overrides}
+    if settings["name"] == "adam":
+        return torch.optim.Adam(params, lr=settings["lr"], betas=tuple(settings["betas"]), weight_decay=settings["weight_decay"])
+    return torch.optim.SGD(params, lr=settings["lr"], momentum=settings["momentum"], weight_decay=settings["weight_decay"])
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> Any:
+    if config.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    if config.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
+    if config.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.gamma, patience=max(1, (config.patience or 4) // 2))
+    return None
+
+
+def format_row(row: dict[str, float], epochs: int) -> str:
+    """One line per epoch: the losses and metrics, then speed."""
+    parts = [f"epoch {int(row['epoch'])}/{epochs}"]
+    parts += [f"{k} {v:.4g}" for k, v in row.items() if k.startswith(("train_", "val_"))]
+    parts.append(f"{row['images_per_s']:.0f} img/s, {row['seconds']:.1f} s")
+    return "  ".join(parts)
+
+
+class Engine:
+    def __init__(self, model: nn.Module, objective: Objective, train: TrainConfig, optim: OptimConfig,
+                 run: RunFolder | None = None, meta: dict[str, Any] | None = None,
+                 on_epoch_end: Callable[[int, dict[str, float]], None] | None = None) -> None:
+        self.config, self.objective, self.run, self.meta = train, objective, run, dict(meta or {})
+        self.on_epoch_end = on_epoch_end
+        self.device = resolve_device(train.device)
+        self.dist = distributed.setup(self.device.type)
+        if self.device.type == "cuda" and self.dist.enabled:
+            self.device = torch.device("cuda", self.dist.local_rank)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+            torch.backends.cudnn.benchmark = True
+        else:
+            torch.set_flush_denormal(True)  # denormals slow CPU kernels by orders of magnitude near convergence
+        self.channels_last = train.channels_last if train.channels_last is not None else True
+        self.amp = train.amp if train.amp is not None else (self.device.type == "cuda" and torch.cuda.is_bf16_supported())
+
+        self.model = model.to(self.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        overrides = objective.optimizer_overrides()
+        self.optimizers = {name: build_optimizer(params, optim, **overrides.get(name, {}))
+                           for name, params in objective.param_groups(self.model).items()}
+        self.schedulers = {name: build_scheduler(opt, train) for name, opt in self.optimizers.items()}
+        self.net: nn.Module = self.model
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        if train.compile:
+            self.net = torch.compile(self.net)  # type: ignore[assignment]
+
+    # ------------------------------------------------------------------------------------- batches
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if not self.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def to_device(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Move a batch (uint8 images travel, 4x smaller) and turn ``image`` into float in [0, 1]."""
+        out = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        image = out["image"].float().div_(255)
+        out["image"] = image.contiguous(memory_format=torch.channels_last) if self.channels_last and image.dim() == 4 else image
+        return out
+
+    def batches(self, data: ImageSet, shuffle: bool, batch_size: int | None = None) -> Batches:
+        tensors = data.tensors()
+        if self.device.type == "cuda":
+            tensors = {k: v.pin_memory() for k, v in tensors.items()}
+        return Batches(tensors, batch_size or self.config.batch_size, shuffle=shuffle, seed=self.config.seed,
+                       rank=self.dist.rank, world_size=self.dist.world_size)
+
+    # ------------------------------------------------------------------------------------- steps
+
+    def _step(self, name: str, loss: Tensor) -> None:
+        optimizer = self.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, enabled=False):
+            loss.backward()
+        if self.config.grad_clip:
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        optimizer.step()
+
+    def train_epoch(self, batches: Batches, epoch: int) -> dict[str, float]:
+        self.net.train()
+        sums: dict[str, Tensor] = {}
+        seen, start = 0, time.perf_counter()
+        bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="batch", leave=False,
+                   disable=not (self.config.progress and self.dist.is_main and sys.stderr.isatty()), dynamic_ncols=True)
+        for i, batch in enumerate(batches):
+            batch = self.to_device(batch)
+            with self.autocast():
+                metrics = self.objective.train_step(self.net, batch, self._step)
+            n = len(batch["image"])
+            seen += n
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0) + value.detach().float() * n
+            if i % 10 == 0 or i == len(batches) - 1:
+                loss = sums["loss"].item() / seen
+                if not math.isfinite(loss):
+                    bar.close()
+                    raise TrainingDiverged(
+                        f"the loss became {loss} in epoch {epoch + 1}, step {i + 1}; lower the learning rate "
+                        f"(now {self.optimizers[next(iter(self.optimizers))].param_groups[0]['lr']:g}) or add grad_clip; "
+                        "the last good checkpoint is kept")
+                bar.set_postfix(loss=f"{loss:.4g}", img_s=f"{seen / (time.perf_counter() - start):.0f}")
+            bar.update()
+        bar.close()
+        seconds = time.perf_counter() - start
+        totals = distributed.sum_across(torch.stack([*sums.values(), torch.tensor(float(seen), device=self.device)]))
+        result = {f"train_{key}": (totals[j] / totals[-1]).item() for j, key in enumerate(sums)}
+        result["images_per_s"] = totals[-1].item() / seconds
+        result["seconds"] = seconds
+        return result
+
+    @torch.no_grad()
+    def evaluate(self, data: ImageSet, batch_size: int | None = None) -> dict[str, float]:
+        """Mean of the objective's per-image validation values over a whole split (all ranks together)."""
+        self.model.eval()
+        sums: dict[str, Tensor] = {}
+        count = 0
+        for batch in self.batches(data, shuffle=False, batch_size=batch_size or max(256, self.config.batch_size)):
+            batch = self.to_device(batch)
+            with self.autocast():
+                values = self.objective.evaluate(self.model, batch)
+            for key, value in values.items():
+                sums[key] = sums.get(key, 0) + value.float().sum()
+            count += len(batch["image"])
+        totals = distributed.sum_across(torch.stack([*sums.values(), torch.tensor(float(count), device=self.device)]))
+        return {key: (totals[j] / totals[-1]).item() for j, key in enumerate(sums)}
+
+    # ------------------------------------------------------------------------------------- the loop
+
+    def fit(self, train: ImageSet, val: ImageSet | None = None, resume: bool = False) -> list[dict[str, float]]:
+        cfg = self.config
+        torch.manual_seed(cfg.seed + self.dist.rank)
+        state = {"epoch": 0, "history": [], "best": None, "bad_epochs": 0}
+        if resume:
+            state = self._resume()
+        batches = self.batches(train, shuffle=True)
+        monitor, sign = self.objective.monitor, (1 if self.objective.monitor_mode == "min" else -1)
+        for epoch in range(state["epoch"], cfg.epochs):
+            batches.set_epoch(epoch)
+            row: dict[str, float] = {"epoch": epoch + 1, **self.train_epoch(batches, epoch)}
+            if val is not None and len(val):
+                row.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
+            row["lr"] = next(iter(self.optimizers.values())).param_groups[0]["lr"]
+            state["history"].append(row)
+            score = row.get(monitor, row.get("train_loss"))
+            improved = state["best"] is None or sign * score < sign * state["best"]
+            state["best"] = score if improved else state["best"]
+            state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
+            for scheduler in self.schedulers.values():
+                if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    scheduler.step(sign * score)
+                elif scheduler is not None:
+                    scheduler.step()
+            state["epoch"] = epoch + 1
+            self._save(state, improved)
+            if self.config.progress and self.dist.is_main:
+                tqdm.write(format_row(row, cfg.epochs))
+            if self.on_epoch_end:
+                self.on_epoch_end(epoch + 1, row)
+            if cfg.patience and state["bad_epochs"] >= cfg.patience:
+                if self.dist.is_main:
+                    tqdm.write(f"early stop after epoch {epoch + 1}: {monitor} has not improved for {cfg.patience} epochs")
+                break
+        return state["history"]
+
+    # ------------------------------------------------------------------------------------- checkpoints
+
+    def checkpoint_meta(self, state: dict[str, Any]) -> dict[str, Any]:
+        schedulers = {k: s.state_dict() for k, s in self.schedulers.items() if s is not None}
+        return {**self.meta, "train_state": state, "schedulers": schedulers}
+
+    def _save(self, state: dict[str, Any], improved: bool) -> None:
+        if self.run is None or not self.dist.is_main:
+            return
+        self.run.write_metrics(state["history"])
+        self._tensorboard(state["history"][-1])
+        meta = self.checkpoint_meta(state)
+        extra = {"rng_cpu": torch.get_rng_state()}
+        save_checkpoint(self.run.checkpoint("last"), self.model, meta, self.optimizers, extra)
+        if improved:
+            save_checkpoint(self.run.checkpoint("best"), self.model, meta)
+
+    def _tensorboard(self, row: dict[str, float]) -> None:
+        if not hasattr(self, "_writer"):
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.run.path / "tb"))  # type: ignore[union-attr]
+        for key, value in row.items():
+            if key != "epoch":
+                self._writer.add_scalar(key.replace("_", "/", 1) if key.startswith(("train_", "val_")) else key, value, int(row["epoch"]))
+        self._writer.flush()
+
+    def _resume(self) -> dict[str, Any]:
+        if self.run is None:
+            raise CheckpointError("resuming needs a run folder")
+        tensors, meta = read_checkpoint(self.run.checkpoint("last"))
+        extra = restore(tensors, meta, self.model, self.optimizers)
+        for name, scheduler in self.schedulers.items():
+            if scheduler is not None and name in meta.get("schedulers", {}):
+                scheduler.load_state_dict(meta["schedulers"][name])
+        if "rng_cpu" in extra:
+            torch.set_rng_state(extra["rng_cpu"])
+        return meta["train_state"]
+
+    def close(self) -> None:
+        if hasattr(self, "_writer"):
+            self._writer.close()

@@ -1,0 +1,110 @@
+"""Objectives: the small pieces that tell the one training engine what a step means for a model.
+
+An objective turns a batch (a dict of device tensors; ``image`` already float in [0, 1]) into a loss. The engine
+owns everything else: devices, optimisers, AMP, DDP, checkpoints, logging. Objectives that need several
+optimisers (a GAN) override ``param_groups`` and ``train_step``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from caekit import viz
+from caekit.errors import ConfigError
+from caekit.evaluate.metrics import psnr
+from caekit.registry import Registry
+
+OBJECTIVES: Registry = Registry("objective")
+register_objective = OBJECTIVES.register
+Step = Callable[[str, Tensor], None]
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel or torch.compile wrapper."""
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or model._orig_mod  # type: ignore[assignment]
+    return model
+
+
+def reconstruction_loss(name: str, output: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """mse (the lecture's 'Euclidean'), l1 or bce, in float32 even under autocast."""
+    output, target = output.float(), target.float()
+    if name == "mse":
+        return F.mse_loss(output, target, reduction=reduction)
+    if name == "l1":
+        return F.l1_loss(output, target, reduction=reduction)
+    if name == "bce":
+        with torch.autocast(output.device.type, enabled=False):
+            return F.binary_cross_entropy(output.clamp(1e-6, 1 - 1e-6), target, reduction=reduction)
+    raise ConfigError(f"unknown loss '{name}'; choose one of: mse, l1, bce")
+
+
+class Objective:
+    """Base objective: one optimiser over all trainable parameters, loss from ``loss``."""
+
+    monitor = "val_loss"  # the validation metric that picks the best checkpoint and drives early stopping
+    monitor_mode = "min"
+
+    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        raise NotImplementedError
+
+    def param_groups(self, model: nn.Module) -> dict[str, Iterable[nn.Parameter]]:
+        return {"model": [p for p in model.parameters() if p.requires_grad]}
+
+    def optimizer_overrides(self) -> dict[str, dict[str, Any]]:
+        """Per-group optimiser settings that differ from the run's (e.g. a GAN's Adam 2e-4, beta1 0.5)."""
+        return {}
+
+    def train_step(self, model: nn.Module, batch: dict[str, Tensor], step: Step) -> dict[str, Tensor]:
+        loss, metrics = self.loss(model, batch)
+        step("model", loss)
+        return {"loss": loss.detach(), **metrics}
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Per-image validation values; the engine averages them over the whole split."""
+        loss, _ = self.loss(model, batch)
+        return {"loss": loss.expand(len(batch["image"]))}
+
+    def pictures(self, model: nn.Module, images: Tensor, folder: Path) -> list[Path]:
+        """Pictures of what the trained model does to a few test images (float [N, C, H, W])."""
+        return []
+
+
+@register_objective("reconstruct")
+class Reconstruct(Objective):
+    """Autoencoding: reconstruct the input; validation reports loss, MSE and PSNR per image."""
+
+    def __init__(self, loss: str = "mse") -> None:
+        reconstruction_loss(loss, torch.zeros(1), torch.zeros(1))  # fail early on an unknown loss
+        self.loss_name = loss
+
+    def inputs(self, batch: dict[str, Tensor]) -> Tensor:
+        return batch["image"]
+
+    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        output = model(self.inputs(batch))
+        return reconstruction_loss(self.loss_name, output, batch["image"]), {}
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        target = batch["image"]
+        output = model(self.inputs(batch)).float()
+        per_image = reconstruction_loss(self.loss_name, output, target, "none").flatten(1).mean(1)
+        mse = (output - target).pow(2).flatten(1).mean(1)
+        return {"loss": per_image, "mse": mse, "psnr": psnr(output, target)}
+
+    @torch.no_grad()
+    def pictures(self, model: nn.Module, images: Tensor, folder: Path) -> list[Path]:
+        outputs = model(self.inputs({"image": images}))
+        return [viz.reconstructions(images, outputs, folder / "reconstructions.png")]
+
+
+def build_objective(name: str, **args: Any) -> Objective:
+    return OBJECTIVES.build(name, **args)

@@ -1,0 +1,114 @@
+"""Pictures people look at: reconstructions, loss curves, first-layer filters and feature maps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+
+def _show(ax: plt.Axes, image: Tensor | np.ndarray, cmap: str = "gray") -> None:
+    """Draw one [C, H, W] (or [H, W]) image in [0, 1] without axes."""
+    arr = image.detach().float().cpu().numpy() if isinstance(image, Tensor) else np.asarray(image, dtype=np.float32)
+    if arr.ndim == 3:
+        arr = arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
+    ax.imshow(np.clip(arr, 0, 1), cmap=cmap if arr.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _save(fig: plt.Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def image_rows(rows: list[tuple[str, Tensor]], path: str | Path, title: str | None = None) -> Path:
+    """Rows of images with a label each, e.g. originals above reconstructions (or noisy / denoised / clean)."""
+    columns = max(len(images) for _, images in rows)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(1.2 * columns, 1.3 * len(rows)), squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        for c in range(columns):
+            ax = axes[r, c]
+            if c < len(images):
+                _show(ax, images[c])
+            else:
+                ax.axis("off")
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def reconstructions(originals: Tensor, outputs: Tensor, path: str | Path, title: str | None = None) -> Path:
+    """A row of originals above the row of their reconstructions."""
+    return image_rows([("original", originals), ("reconstruction", outputs)], path, title)
+
+
+def curves(history: list[dict[str, float]], path: str | Path, title: str | None = None) -> Path:
+    """Loss per epoch (train and validation); PSNR on a second axis when it was measured."""
+    epochs = [row["epoch"] for row in history]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for key, style in (("train_loss", "-o"), ("val_loss", "-s")):
+        if any(key in row for row in history):
+            ax.plot(epochs, [row.get(key, np.nan) for row in history], style, label=key.replace("_", " "), markersize=3)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if any("val_psnr" in row for row in history):
+        twin = ax.twinx()
+        twin.plot(epochs, [row.get("val_psnr", np.nan) for row in history], "-^", color="tab:green", label="val PSNR (dB)", markersize=3)
+        twin.set_ylabel("PSNR (dB)")
+        more_handles, more_labels = twin.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
+    ax.legend(handles, labels, loc="upper center", fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def filters(weight: Tensor, path: str | Path, title: str = "first-layer filters") -> Path:
+    """A grid of conv filters [out, in, k, k]: colour when in == 3, else the mean over input channels."""
+    w = weight.detach().float().cpu()
+    w = w if w.shape[1] == 3 else w.mean(1, keepdim=True)
+    lo = w.flatten(1).min(1).values.view(-1, 1, 1, 1)
+    hi = w.flatten(1).max(1).values.view(-1, 1, 1, 1)
+    w = (w - lo) / (hi - lo).clamp_min(1e-8)
+    columns = min(16, len(w))
+    rows = -(-len(w) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(0.6 * columns, 0.6 * rows + 0.4), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i < len(w):
+            _show(ax, w[i])
+        else:
+            ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def feature_maps(image: Tensor, maps: list[tuple[str, Tensor]], path: str | Path, per_stage: int = 8) -> Path:
+    """The input, then up to ``per_stage`` channels of each encoder stage's output for that one image."""
+    fig, axes = plt.subplots(len(maps) + 1, per_stage, figsize=(1.1 * per_stage, 1.15 * (len(maps) + 1)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    _show(axes[0, 0], image)
+    axes[0, 0].axis("on")
+    axes[0, 0].set_ylabel("input", rotation=0, ha="right", va="center", fontsize=9)
+    for r, (name, fmap) in enumerate(maps, start=1):
+        fmap = fmap.detach().float().cpu()
+        for c in range(min(per_stage, fmap.shape[0])):
+            channel = fmap[c]
+            span = (channel.max() - channel.min()).clamp_min(1e-8)
+            ax = axes[r, c]
+            ax.axis("on")
+            _show(ax, (channel - channel.min()) / span, cmap="viridis")
+        axes[r, 0].set_ylabel(f"{name}\n{'x'.join(map(str, fmap.shape))}", rotation=0, ha="right", va="center", fontsize=8)
+    return _save(fig, path)
