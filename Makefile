@@ -19,7 +19,7 @@ demo: setup
 
 # MNIST is rebuilt exactly from the shared script when it is there (7 s); tests that need it skip otherwise.
 data/MNIST/raw/train-images-idx3-ubyte:
-	@if [ -f $(SHARED_DATA)/get_mnist.py ]; then $(PY) $(SHARED_DATA)/get_mnist.py data; else echo "no $(SHARED_DATA): MNIST tests will skip"; fi
+	@if [ -f $(SHARED_DATA)/get_mnist.py ]; then $(PY) $(SHARED_DATA)/get_mnist.py data || echo "MNIST could not be made: MNIST tests will skip"; else echo "no $(SHARED_DATA): MNIST tests will skip"; fi
 
 test: setup data/MNIST/raw/train-images-idx3-ubyte
 	$(PY) -m pytest

@@ -54,22 +54,28 @@ class Batches:
     """Shuffled (or ordered) batches straight from in-memory tensors, sharded across ranks like DistributedSampler.
 
     The order of epoch ``e`` depends only on (seed, e), so a resumed run sees exactly the batches it would have seen.
+    With ``weights`` (one per image) an epoch draws as many images as there are, with replacement, in proportion
+    to the weights: a class-balanced sampler when the weights are 1 / class size.
     """
 
     def __init__(self, tensors: dict[str, Tensor], batch_size: int, shuffle: bool = True, seed: int = 0,
-                 drop_last: bool = False, rank: int = 0, world_size: int = 1) -> None:
+                 drop_last: bool = False, rank: int = 0, world_size: int = 1, weights: Tensor | None = None) -> None:
         self.tensors = tensors
         self.size = len(next(iter(tensors.values())))
         self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
         self.rank, self.world_size = rank, world_size
+        self.weights = weights
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def _indices(self) -> Tensor:
-        if self.shuffle:
-            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        if self.weights is not None:
+            order = torch.multinomial(self.weights.double(), self.size, replacement=True, generator=generator)
+        elif self.shuffle:
+            order = torch.randperm(self.size, generator=generator)
         else:
             order = torch.arange(self.size)
         if self.world_size > 1:

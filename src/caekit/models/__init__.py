@@ -1,7 +1,12 @@
 """Model families, one file each; importing this package registers them all."""
 
-from caekit.models import cae  # noqa: F401
+import importlib
+
 from caekit.models.cae import ConvAutoencoder, EncoderOutput
 from caekit.models.registry import MODELS, create_model, list_models, register_model
+
+FAMILIES = ("cae", "backbones", "stacked", "vae", "gan", "classifiers", "backbone_ae", "segnet", "unet", "deconvnet", "fcn")
+for _family in FAMILIES:
+    importlib.import_module(f"caekit.models.{_family}")
 
 __all__ = ["MODELS", "ConvAutoencoder", "EncoderOutput", "create_model", "list_models", "register_model"]

@@ -110,8 +110,9 @@ class Engine:
         tensors = data.tensors()
         if self.device.type == "cuda":
             tensors = {k: v.pin_memory() for k, v in tensors.items()}
+        weights = self.objective.sample_weights(data) if shuffle else None
         return Batches(tensors, batch_size or self.config.batch_size, shuffle=shuffle, seed=self.config.seed,
-                       rank=self.dist.rank, world_size=self.dist.world_size)
+                       rank=self.dist.rank, world_size=self.dist.world_size, weights=weights)
 
     # ------------------------------------------------------------------------------------- steps
 

@@ -7,6 +7,7 @@ optimisers (a GAN) override ``param_groups`` and ``train_step``.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from caekit import viz
+from caekit.data.imageset import ImageSet
 from caekit.errors import ConfigError
 from caekit.evaluate.metrics import psnr
 from caekit.registry import Registry
@@ -56,6 +58,10 @@ class Objective:
 
     def param_groups(self, model: nn.Module) -> dict[str, Iterable[nn.Parameter]]:
         return {"model": [p for p in model.parameters() if p.requires_grad]}
+
+    def sample_weights(self, data: ImageSet) -> Tensor | None:
+        """Per-image sampling weights for training batches (None: a plain shuffle)."""
+        return None
 
     def optimizer_overrides(self) -> dict[str, dict[str, Any]]:
         """Per-group optimiser settings that differ from the run's (e.g. a GAN's Adam 2e-4, beta1 0.5)."""
@@ -106,5 +112,11 @@ class Reconstruct(Objective):
         return [viz.reconstructions(images, outputs, folder / "reconstructions.png")]
 
 
+# Objectives of the other areas live in their own modules and register themselves when imported.
+OBJECTIVE_MODULES = ("caekit.train.generative", "caekit.train.supervised", "caekit.train.pixelwise")
+
+
 def build_objective(name: str, **args: Any) -> Objective:
+    for module in OBJECTIVE_MODULES:
+        importlib.import_module(module)
     return OBJECTIVES.build(name, **args)

@@ -1,17 +1,11 @@
-"""The command line: parses arguments and calls the Python API, nothing more.
-
-User errors print one line (``caekit: error: ...``) and exit with status 2; no traceback.
-"""
+"""Core commands: train, demo, reconstruct, encode, summary, models, datasets."""
 
 from __future__ import annotations
 
-import sys
-import warnings
 from pathlib import Path
 
 import click
 
-from caekit.errors import CaekitError
 
 
 def _data_overrides(dataset: str | None, data_root: str | None, image_size: int | None, channels: int | None,
@@ -22,13 +16,10 @@ def _data_overrides(dataset: str | None, data_root: str | None, image_size: int 
     return {k: v for k, v in pairs.items() if v is not None}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(package_name="caekit")
-def cli() -> None:
-    """caekit: convolutional autoencoders on real images."""
+COMMANDS: list[click.Command] = []
 
 
-@cli.command()
+@click.command()
 @click.argument("config", required=False, type=click.Path(dir_okay=False))
 @click.option("--model", "model_name", help="Model or preset name (see `caekit models`).")
 @click.option("--spec", type=click.Path(dir_okay=False), help="Architecture spec file (YAML/JSON) for model 'cae'.")
@@ -77,7 +68,7 @@ def _format_metrics(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
 
 
-@cli.command()
+@click.command()
 @click.option("--epochs", type=int, default=30, show_default=True)
 @click.option("--runs-dir", default="runs", show_default=True)
 @click.option("--no-progress", is_flag=True)
@@ -93,7 +84,7 @@ def demo(epochs: int, runs_dir: str, no_progress: bool) -> None:
     click.echo(f"run folder: {result.run.path}  (open reconstructions.png, curves.png, filters.png, feature_maps.png)")
 
 
-@cli.command()
+@click.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--model", "run", required=True, type=click.Path(exists=True), help="Run folder or .safetensors checkpoint.")
 @click.option("--out", type=click.Path(file_okay=False), default="reconstructions", show_default=True)
@@ -116,7 +107,7 @@ def reconstruct(images: tuple[str, ...], run: str, out: str) -> None:
     click.echo(f"{len(images)} reconstructions and {picture} written to {folder}")
 
 
-@cli.command()
+@click.command()
 @click.option("--model", "run", required=True, type=click.Path(exists=True), help="Run folder or .safetensors checkpoint.")
 @click.option("--dataset", help="Dataset to encode (default: the one the model was trained on).")
 @click.option("--data-root", type=click.Path())
@@ -146,7 +137,7 @@ def encode(run: str, dataset: str | None, data_root: str | None, split: str, out
     click.echo(f"{codes.shape[0]} codes of size {codes.shape[1]} written to {out}")
 
 
-@cli.command()
+@click.command()
 @click.argument("spec", default="cae32")
 @click.option("--input-shape", help="C,H,W to override the spec's input shape, e.g. 1,28,28.")
 @click.option("--upsample", help="Decoder upsampling kind for a mirrored decoder.")
@@ -169,7 +160,7 @@ def summary(spec: str, input_shape: str | None, upsample: str | None) -> None:
     click.echo(plan(resolved).summary())
 
 
-@cli.command("models")
+@click.command("models")
 def list_models_command() -> None:
     """List the registered models and presets."""
     from caekit.models import MODELS, list_models
@@ -179,7 +170,7 @@ def list_models_command() -> None:
         click.echo(f"{name:14s} {doc[0] if doc else ''}")
 
 
-@cli.command("datasets")
+@click.command("datasets")
 def list_datasets_command() -> None:
     """List the registered datasets."""
     from caekit.data.datasets import DATASETS
@@ -189,24 +180,4 @@ def list_datasets_command() -> None:
         click.echo(f"{name:14s} {doc[0] if doc else ''}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI, turning user errors into one line and exit status 2."""
-    warnings.filterwarnings("ignore", message=".*TypedStorage is deprecated.*")
-    try:
-        cli.main(args=argv, prog_name="caekit", standalone_mode=False)
-    except CaekitError as exc:
-        click.echo(f"caekit: error: {exc}", err=True)
-        sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("caekit: interrupted; the last checkpoint is kept (resume with --resume RUN)", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("caekit: interrupted; the last checkpoint is kept (resume with --resume RUN)", err=True)
-        sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()
+COMMANDS += [train, demo, reconstruct, encode, summary, list_models_command, list_datasets_command]

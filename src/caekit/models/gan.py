@@ -1,0 +1,1 @@
+"""A model family (filled in by its issue); builders register with caekit.models.registry.register_model."""
