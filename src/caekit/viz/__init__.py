@@ -1,4 +1,7 @@
-"""Pictures people look at: reconstructions, loss curves, first-layer filters and feature maps."""
+"""Pictures people look at: reconstructions, loss curves, first-layer filters and feature maps.
+
+Area-specific pictures live in modules beside this one (``caekit.viz.<area>``).
+"""
 
 from __future__ import annotations
 
