@@ -64,7 +64,7 @@ class TrainConfig(_Strict):
     channels_last: bool | None = None
     amp: bool | None = None
     compile: bool = False
-    progress: bool = True
+    progress: bool = True  # the progress bar (a line per epoch is always printed)
 
 
 class RunConfig(_Strict):

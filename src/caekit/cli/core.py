@@ -39,7 +39,7 @@ COMMANDS: list[click.Command] = []
 @click.option("--runs-dir", help="Where run folders go (default: runs).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any config field, e.g. train.patience=3.")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue this run folder from its last checkpoint.")
-@click.option("--no-progress", is_flag=True, help="No progress bar or per-epoch lines.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (a line per epoch is still printed).")
 def train(config, model_name, spec, upsample, dataset, data_root, image_size, channels, download, loss, epochs, batch_size,
           lr, seed, device, name, runs_dir, sets, resume, no_progress) -> None:
     """Train a model (default: the reference CAE on the bundled digits) and write a run folder."""

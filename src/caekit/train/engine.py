@@ -112,7 +112,7 @@ class Engine:
             tensors = {k: v.pin_memory() for k, v in tensors.items()}
         weights = self.objective.sample_weights(data) if shuffle else None
         return Batches(tensors, batch_size or self.config.batch_size, shuffle=shuffle, seed=self.config.seed,
-                       rank=self.dist.rank, world_size=self.dist.world_size, weights=weights)
+                       rank=self.dist.rank, world_size=self.dist.world_size, weights=weights, pad=shuffle)
 
     # ------------------------------------------------------------------------------------- steps
 
@@ -202,7 +202,7 @@ class Engine:
                     scheduler.step()
             state["epoch"] = epoch + 1
             self._save(state, improved)
-            if self.config.progress and self.dist.is_main:
+            if self.dist.is_main:
                 tqdm.write(format_row(row, cfg.epochs))
             if self.on_epoch_end:
                 self.on_epoch_end(epoch + 1, row)
@@ -210,6 +210,7 @@ class Engine:
                 if self.dist.is_main:
                     tqdm.write(f"early stop after epoch {epoch + 1}: {monitor} has not improved for {cfg.patience} epochs")
                 break
+        distributed.barrier()  # the other ranks read rank 0's best checkpoint next: wait until it is written
         return state["history"]
 
     # ------------------------------------------------------------------------------------- checkpoints
@@ -219,12 +220,15 @@ class Engine:
         return {**self.meta, "train_state": state, "schedulers": schedulers}
 
     def _save(self, state: dict[str, Any], improved: bool) -> None:
-        if self.run is None or not self.dist.is_main:
+        if self.run is None:
+            return
+        rng_states = distributed.gather_cpu(torch.get_rng_state())  # every rank's own stream, so resume keeps them apart
+        if not self.dist.is_main:
             return
         self.run.write_metrics(state["history"])
         self._tensorboard(state["history"][-1])
         meta = self.checkpoint_meta(state)
-        extra = {"rng_cpu": torch.get_rng_state()}
+        extra = {"rng_cpu": rng_states[0], **{f"rng_cpu.{rank}": s for rank, s in enumerate(rng_states) if rank}}
         save_checkpoint(self.run.checkpoint("last"), self.model, meta, self.optimizers, extra)
         if improved:
             save_checkpoint(self.run.checkpoint("best"), self.model, meta)
@@ -247,8 +251,9 @@ class Engine:
         for name, scheduler in self.schedulers.items():
             if scheduler is not None and name in meta.get("schedulers", {}):
                 scheduler.load_state_dict(meta["schedulers"][name])
-        if "rng_cpu" in extra:
-            torch.set_rng_state(extra["rng_cpu"])
+        rng = extra.get(f"rng_cpu.{self.dist.rank}" if self.dist.rank else "rng_cpu")
+        if rng is not None:
+            torch.set_rng_state(rng)
         return meta["train_state"]
 
     def close(self) -> None:
