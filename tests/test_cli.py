@@ -68,6 +68,8 @@ def test_train_reconstruct_and_encode(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 0
     assert Image.open(tmp_path / "rec" / "digit0.png").size == (16, 16)
     assert (tmp_path / "rec" / "comparison.png").stat().st_size > 1000
+    code, out, _ = run_cli(["features", images[0], "--model", str(run), "--out", str(tmp_path / "fm.png")], capsys)
+    assert code == 0 and Image.open(tmp_path / "fm.png").size[0] > 200
     code, out, _ = run_cli(["encode", "--model", str(run), "--out", str(tmp_path / "codes.npz")], capsys)
     assert code == 0
     codes = np.load(tmp_path / "codes.npz")

@@ -50,6 +50,9 @@ def test_resume_after_a_kill_gives_the_same_weights(tmp_path: Path) -> None:
 
     with pytest.raises(Killed):
         caekit.train(_config(tmp_path, "killed", epochs=3), on_epoch_end=kill_after_two)
+    stopped = caekit.api.evaluate_run(tmp_path / "killed", "last", pictures=False)  # a stopped run can still be scored
+    assert stopped["psnr"] > 10
+    assert json.loads((tmp_path / "killed" / "results.json").read_text())["checkpoint"] == "last"
     resumed = caekit.train(resume=tmp_path / "killed")
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
     last_straight, _ = read_checkpoint(straight.run.checkpoint("last"))

@@ -108,6 +108,40 @@ def reconstruct(images: tuple[str, ...], run: str, out: str) -> None:
 
 
 @click.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
+@click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True)
+def evaluate(run: str, checkpoint: str, split: str) -> None:
+    """Evaluate a run's checkpoint on its test split (e.g. after stopping it); rewrites results.json and pictures."""
+    from caekit.api import evaluate_run
+
+    click.echo(f"{split}: {_format_metrics(evaluate_run(run, checkpoint, split))}")
+
+
+@click.command()
+@click.argument("image", type=click.Path(exists=True, dir_okay=False))
+@click.option("--model", "run", required=True, type=click.Path(exists=True), help="Run folder or .safetensors checkpoint.")
+@click.option("--out", type=click.Path(dir_okay=False), default="feature_maps.png", show_default=True)
+@click.option("--per-stage", type=int, default=8, show_default=True, help="Channels shown per encoder stage.")
+def features(image: str, run: str, out: str, per_stage: int) -> None:
+    """Draw the feature maps of each encoder stage of a trained model for one image file."""
+    import torch
+
+    from caekit import viz
+    from caekit.api import load, read_images
+    from caekit.errors import CheckpointError
+
+    model, meta = load(run)
+    encoder = getattr(model, "encoder", None)
+    if not hasattr(encoder, "feature_maps"):
+        raise CheckpointError(f"model '{meta['model']['name']}' has no encoder stages to show")
+    x = read_images([image], meta["image_shape"]).float() / 255
+    with torch.no_grad():
+        maps = [(name, fmap[0]) for name, fmap in encoder.feature_maps(x)]  # type: ignore[union-attr]
+    click.echo(f"feature maps written to {viz.feature_maps(x[0], maps, out, per_stage)}")
+
+
+@click.command()
 @click.option("--model", "run", required=True, type=click.Path(exists=True), help="Run folder or .safetensors checkpoint.")
 @click.option("--dataset", help="Dataset to encode (default: the one the model was trained on).")
 @click.option("--data-root", type=click.Path())
@@ -180,4 +214,4 @@ def list_datasets_command() -> None:
         click.echo(f"{name:14s} {doc[0] if doc else ''}")
 
 
-COMMANDS += [train, demo, reconstruct, encode, summary, list_models_command, list_datasets_command]
+COMMANDS += [train, evaluate, demo, reconstruct, features, encode, summary, list_models_command, list_datasets_command]
