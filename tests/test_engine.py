@@ -105,6 +105,7 @@ def test_load_reconstruct_and_encode_from_a_run(tmp_path: Path) -> None:
     assert out.shape == (5, 1, 16, 16) and 0 <= out.min() and out.max() <= 1
     reference = result.model.cpu().eval()(images.float().div(255))
     assert torch.allclose(out, reference, atol=1e-5)
+    model.train()(images.float().div(255)).mean().backward()  # still trainable after inference
 
 
 def test_checkpoints_never_unpickle(tmp_path: Path) -> None:

@@ -54,12 +54,14 @@ def resolve_config(config: RunConfig | dict[str, Any] | str | Path | None, overr
     return with_overrides(config, overrides) if overrides else config
 
 
-def model_arguments(config: RunConfig, image_shape: tuple[int, int, int]) -> dict[str, Any]:
-    """The model's arguments, with ``input_shape`` taken from the data when the builder wants one and none is set."""
-    args = dict(config.model.args)
-    params = inspect.signature(MODELS.get(config.model.name)).parameters
+def model_arguments(name: str, args: dict[str, Any], image_shape: tuple[int, int, int], num_classes: int | None = None) -> dict[str, Any]:
+    """A builder's arguments, with ``input_shape`` and ``num_classes`` taken from the data when it takes them unset."""
+    args = dict(args)
+    params = inspect.signature(MODELS.get(name)).parameters
     if "input_shape" in params and args.get("input_shape") is None:
         args["input_shape"] = list(image_shape)
+    if num_classes is not None and "num_classes" in params and args.get("num_classes") is None:
+        args["num_classes"] = num_classes
     return args
 
 
@@ -90,7 +92,7 @@ def train(config: RunConfig | dict[str, Any] | str | Path | None = None, overrid
     cfg = resolve_config(config, overrides)
     distributed.setup(resolve_device(cfg.train.device).type)
     splits = make_splits(seed=cfg.train.seed, **cfg.data.model_dump())
-    args = model_arguments(cfg, splits.train.shape)
+    args = model_arguments(cfg.model.name, cfg.model.args, splits.train.shape, len(splits.train.classes))
     torch.manual_seed(cfg.train.seed)
     model = create_model(cfg.model.name, **args)
     objective = build_objective(cfg.objective.name, **cfg.objective.args)
@@ -110,22 +112,48 @@ def train(config: RunConfig | dict[str, Any] | str | Path | None = None, overrid
     engine = Engine(model, objective, cfg.train, cfg.optim, run, meta, on_epoch_end)
     try:
         history = engine.fit(splits.train, splits.val, resume=resume is not None)
-        if run is not None and run.checkpoint("best").is_file():
+        if run is not None and distributed.current().is_main and run.checkpoint("best").is_file():
             tensors, best_meta = read_checkpoint(run.checkpoint("best"))
             restore(tensors, best_meta, engine.model)
+        distributed.broadcast_module(engine.model)  # other ranks (maybe on other machines) test rank 0's best weights
         test = engine.evaluate(splits.test)
     finally:
         engine.close()
     model = engine.model.eval()
     if run is not None and distributed.current().is_main:
-        run.write_json("results.json", {"test": test, "epochs": len(history), "best_epoch": _best_epoch(history, objective.monitor)})
+        run.write_json("results.json", {"test": test, "epochs": len(history), "best_epoch": _best_epoch(history, objective.monitor, objective.monitor_mode)})
         draw_run_pictures(run, model, objective, splits, history)
     return TrainResult(run, model, history, test, splits)
 
 
-def _best_epoch(history: list[dict[str, float]], monitor: str) -> int | None:
+def _best_epoch(history: list[dict[str, float]], monitor: str, mode: str = "min") -> int | None:
     rows = [row for row in history if monitor in row]
-    return int(min(rows, key=lambda row: row[monitor])["epoch"]) if rows else None
+    pick = min if mode == "min" else max
+    return int(pick(rows, key=lambda row: row[monitor])["epoch"]) if rows else None
+
+
+def evaluate_run(path: str | Path, checkpoint: str = "best", split: str = "test", pictures: bool = True) -> dict[str, float]:
+    """Evaluate a run's best (or last) checkpoint on its test or validation split, e.g. after stopping it early.
+
+    Rewrites results.json and, with ``pictures``, the run's pictures from that checkpoint.
+    """
+    run = RunFolder.existing(path)
+    cfg = load_config(run.config_path)
+    splits = make_splits(seed=cfg.train.seed, **cfg.data.model_dump())
+    data = splits.test if split == "test" else splits.val
+    if data is None:
+        raise DataError(f"run '{run.path}' has no {split} split")
+    model, _ = load(run.best_or_last() if checkpoint == "best" else run.checkpoint(checkpoint))
+    objective = build_objective(cfg.objective.name, **cfg.objective.args)
+    engine = Engine(model, objective, cfg.train, cfg.optim)
+    metrics = engine.evaluate(data)
+    history = run.read_metrics()
+    if distributed.current().is_main:
+        run.write_json("results.json", {split: metrics, "checkpoint": checkpoint, "epochs": len(history),
+                                         "best_epoch": _best_epoch(history, objective.monitor, objective.monitor_mode)})
+        if pictures:
+            draw_run_pictures(run, engine.model.eval(), objective, splits, history)
+    return metrics
 
 
 def draw_run_pictures(run: RunFolder, model: nn.Module, objective: Any, splits: Splits, history: list[dict[str, float]]) -> list[Path]:
@@ -166,29 +194,36 @@ def _batches_of(images: ImageSet | Tensor, batch_size: int) -> tuple[int, Any]:
 
 
 def _as_unit(batch: Tensor, device: torch.device) -> Tensor:
+    """uint8 0..255 or float 0..1 -> float 0..1 on ``device``, channels_last for images."""
     batch = batch.to(device)
-    return batch.float().div_(255) if batch.dtype == torch.uint8 else batch.float()
+    batch = batch.float().div_(255) if batch.dtype == torch.uint8 else batch.float()
+    return batch.contiguous(memory_format=torch.channels_last) if batch.dim() == 4 else batch
 
 
-@torch.inference_mode()
-def encode(model: nn.Module, images: ImageSet | Tensor, batch_size: int = 512, progress: bool = False) -> np.ndarray:
+def _inference_ready(model: nn.Module) -> torch.device:
+    model.eval()
+    model.to(memory_format=torch.channels_last)  # the layout the engine trains in: faster convs and pools
+    return next(model.parameters()).device
+
+
+def encode(model: nn.Module, images: ImageSet | Tensor, batch_size: int = 128, progress: bool = False) -> np.ndarray:
     """Flat codes [N, D] for images (an ImageSet, uint8 0..255 or float 0..1 [N, C, H, W])."""
     if not hasattr(model, "encode"):
         raise CheckpointError(f"{type(model).__name__} has no encoder to encode with")
-    model.eval()
-    device = next(model.parameters()).device
+    device = _inference_ready(model)  # outside inference mode: the weights must stay usable for training
     total, chunks = _batches_of(images, batch_size)
-    out = [model.encode(_as_unit(chunk, device)).float().cpu() for chunk in tqdm(chunks, total=-(-total // batch_size), disable=not progress, desc="encode")]
+    with torch.inference_mode():
+        out = [model.encode(_as_unit(chunk, device)).float().cpu()
+               for chunk in tqdm(chunks, total=-(-total // batch_size), disable=not progress, desc="encode")]
     return torch.cat(out).numpy()
 
 
-@torch.inference_mode()
-def reconstruct(model: nn.Module, images: ImageSet | Tensor, batch_size: int = 512) -> Tensor:
+def reconstruct(model: nn.Module, images: ImageSet | Tensor, batch_size: int = 128) -> Tensor:
     """Reconstructions in [0, 1] (float [N, C, H, W]) of images given as in ``encode``."""
-    model.eval()
-    device = next(model.parameters()).device
+    device = _inference_ready(model)
     _, chunks = _batches_of(images, batch_size)
-    return torch.cat([model(_as_unit(chunk, device)).float().cpu() for chunk in chunks])
+    with torch.inference_mode():
+        return torch.cat([model(_as_unit(chunk, device)).float().cpu().contiguous() for chunk in chunks])
 
 
 def read_images(paths: Sequence[str | Path], shape: Sequence[int], fit: str = "pad") -> Tensor:

@@ -64,7 +64,8 @@ class TrainConfig(_Strict):
     channels_last: bool | None = None
     amp: bool | None = None
     compile: bool = False
-    progress: bool = True  # the progress bar (a line per epoch is always printed)
+    progress: bool = True  # the progress bar
+    verbose: bool = True  # a line per epoch
 
 
 class RunConfig(_Strict):
@@ -86,17 +87,22 @@ def parse_config(data: dict[str, Any], source: str = "config") -> RunConfig:
         raise ConfigError(f"{source}: {where}: {first['msg']}") from None
 
 
-def load_config(path: str | Path) -> RunConfig:
+def read_mapping(path: str | Path, what: str = "config file", keys: str = "model:, data:, train: ...") -> dict[str, Any]:
+    """A YAML file holding a mapping, or a one-line ConfigError saying what is wrong with it."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file '{path}' does not exist")
+        raise ConfigError(f"{what} '{path}' does not exist")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config is a mapping (model:, data:, train: ...)")
-    return parse_config(data, str(path))
+        raise ConfigError(f"{path}: a {what} is a mapping ({keys})")
+    return data
+
+
+def load_config(path: str | Path) -> RunConfig:
+    return parse_config(read_mapping(path), str(path))
 
 
 def parse_assignments(items: list[str]) -> dict[str, Any]:

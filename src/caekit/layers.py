@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -22,7 +21,7 @@ def activation(name: str) -> nn.Module:
     return module(inplace=True) if module in (nn.ReLU, nn.LeakyReLU, nn.ELU) else module()
 
 
-def _pad_to(x: Tensor, size: tuple[int, int]) -> Tensor:
+def pad_to(x: Tensor, size: tuple[int, int]) -> Tensor:
     """Zero-pad at the bottom/right up to ``size``: the rows a floor-mode pool dropped have no source."""
     dh, dw = size[0] - x.shape[-2], size[1] - x.shape[-1]
     return F.pad(x, (0, dw, 0, dh)) if dh or dw else x
@@ -60,7 +59,7 @@ class PatchUnpool(nn.Module):
             out = x.new_zeros((n, c, h, k, w, k))
             out[:, :, :, 0, :, 0] = x
             out = out.reshape(n, c, h * k, w * k)
-        return _pad_to(out, size)
+        return pad_to(out, size)
 
     def extra_repr(self) -> str:
         return f"kind={self.kind}, kernel={self.kernel}"

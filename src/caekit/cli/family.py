@@ -1,7 +1,86 @@
-"""Commands of this area (filled in by its issue); `caekit.cli` adds every command in COMMANDS."""
+"""Autoencoder-family commands: denoise, sample, stack (greedy layer-wise), encoder838 (the 8-3-8 demo)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
 COMMANDS: list[click.Command] = []
+
+
+@click.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--model", "run", required=True, type=click.Path(exists=True), help="Run folder or .safetensors of a denoising model.")
+@click.option("--out", type=click.Path(file_okay=False), default="denoised", show_default=True)
+@click.option("--add-noise", type=click.Choice(["gaussian", "salt_pepper", "mask"]),
+              help="Corrupt the images first (to try a model on clean files); writes the noisy inputs too.")
+@click.option("--level", type=float, default=0.3, show_default=True, help="Noise level for --add-noise (sigma, amount or fraction).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def denoise(images: tuple[str, ...], run: str, out: str, add_noise: str | None, level: float, seed: int) -> None:
+    """Clean image files with a trained denoising autoencoder; writes each result and a comparison picture."""
+    from caekit.api import load, read_images
+    from caekit.evaluate.denoising import denoise_files
+
+    model, meta = load(run)
+    originals = read_images(images, meta["image_shape"])
+    written, picture = denoise_files(model, originals, [Path(p).stem for p in images], Path(out), add_noise, level, seed)
+    click.echo(f"{len(written)} denoised images and {picture} written to {out}")
+
+
+@click.command()
+@click.option("--model", "run", required=True, type=click.Path(exists=True), help="Run folder of a VAE, cVAE, DCGAN or cDCGAN.")
+@click.option("--n", "count", type=int, default=64, show_default=True, help="How many samples.")
+@click.option("--label", "labels", type=int, multiple=True, help="Class index for a conditional model (repeat; default: all classes in turn).")
+@click.option("--out", type=click.Path(dir_okay=False), default="samples.png", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--images", "image_dir", type=click.Path(file_okay=False), help="Also write each sample as a PNG in this folder.")
+def sample(run: str, count: int, labels: tuple[int, ...], out: str, seed: int, image_dir: str | None) -> None:
+    """Draw samples from a trained generative model as a grid picture."""
+    from caekit.api import load
+    from caekit.viz.generative import generate
+
+    model, _ = load(run)
+    path = generate(model, count, list(labels) or None, Path(out), seed, Path(image_dir) if image_dir else None)
+    click.echo(f"{count} samples written to {path}")
+
+
+@click.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.option("--stage-epochs", type=int, help="Epochs per greedy stage (default: the config's train.epochs).")
+@click.option("--finetune-epochs", type=int, help="Epochs of end-to-end fine-tuning (0: none; default: train.epochs).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any config field, e.g. data.limit=5000.")
+def stack(config: str, stage_epochs: int | None, finetune_epochs: int | None, sets: tuple[str, ...]) -> None:
+    """Greedy layer-wise stacked autoencoder: one run per stage (model.args.stages), then end-to-end fine-tuning."""
+    from caekit.api import resolve_config
+    from caekit.errors import ConfigError
+    from caekit.train.generative import train_stacked
+
+    cfg = resolve_config(config, list(sets) if sets else None)
+    stages = cfg.model.args.get("stages")
+    if not stages:
+        raise ConfigError(f"{config}: model.args.stages lists the stages to stack, e.g. [{{type: fc, units: 256}}, {{type: fc, units: 64}}]")
+    result = train_stacked(cfg.model_dump(mode="json"), stages, stage_epochs, finetune_epochs)
+    for i, (path, test) in enumerate(zip(result.stage_runs, result.stage_tests), start=1):
+        click.echo(f"stage {i}: test loss {test['loss']:.4g}  run folder: {path}")
+    if result.finetune_run:
+        click.echo(f"fine-tuned stack: test {', '.join(f'{k} {v:.4g}' for k, v in result.test.items())}  run folder: {result.finetune_run}")
+
+
+@click.command("encoder838")
+@click.option("--hidden", type=int, default=3, show_default=True)
+@click.option("--patterns", type=int, default=8, show_default=True)
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def encoder838(hidden: int, patterns: int, epochs: int, seed: int) -> None:
+    """The 8-3-8 encoder: 8 one-hot patterns through 3 hidden units; prints inputs, codes and outputs."""
+    from caekit.train.generative import encoder_838
+
+    result = encoder_838(patterns, hidden, epochs=epochs, seed=seed)
+    click.echo(result.table())
+    correct = int((result.outputs.argmax(1) == result.inputs.argmax(1)).sum())
+    click.echo(f"{correct}/{patterns} patterns reconstructed; {result.distinct_codes} distinct codes when rounded to bits "
+               f"(codes need not be binary: a unit may settle at an intermediate level); final loss {result.history[-1]['train_loss']:.4g}")
+
+
+COMMANDS += [denoise, sample, stack, encoder838]

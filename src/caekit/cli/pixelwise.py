@@ -1,7 +1,44 @@
-"""Commands of this area (filled in by its issue); `caekit.cli` adds every command in COMMANDS."""
+"""Pixel-wise commands: `caekit segment` (class masks of image files) and `caekit upscale` (super-resolution)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
 COMMANDS: list[click.Command] = []
+
+
+@click.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--model", "run", required=True, type=click.Path(exists=True), help="Run folder or .safetensors checkpoint.")
+@click.option("--out", type=click.Path(file_okay=False), default="segmentations", show_default=True)
+@click.option("--masks", "mask_dir", type=click.Path(exists=True, file_okay=False),
+              help="Folder of ground-truth masks with the images' names: adds them to the overlays and scores them.")
+def segment(images: tuple[str, ...], run: str, out: str, mask_dir: str | None) -> None:
+    """Segment image files at their own size: NAME_mask.png (class indices), NAME_overlay.png, overlays.png."""
+    from caekit.api import load
+    from caekit.train.pixelwise import segment_files
+
+    model, meta = load(run)
+    report = segment_files(model, [Path(p) for p in images], Path(out), meta, Path(mask_dir) if mask_dir else None)
+    click.echo(f"{len(images)} masks and {report['overlays']} written to {out}")
+    if "mean_iou" in report:
+        click.echo(f"mean IoU {report['mean_iou']:.4f}, pixel accuracy {report['pixel_accuracy']:.4f} (scores.json, iou.png)")
+
+
+@click.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--model", "run", required=True, type=click.Path(exists=True), help="Run folder or .safetensors checkpoint.")
+@click.option("--out", type=click.Path(file_okay=False), default="upscaled", show_default=True)
+def upscale(images: tuple[str, ...], run: str, out: str) -> None:
+    """Upscale image files by the model's scale: NAME_xS.png, NAME_bicubic.png and comparison.png."""
+    from caekit.api import load
+    from caekit.train.pixelwise import upscale_files
+
+    model, meta = load(run)
+    picture = upscale_files(model, [Path(p) for p in images], Path(out), meta)
+    click.echo(f"{len(images)} images upscaled x{model.scale} and {picture} written to {out}")
+
+
+COMMANDS += [segment, upscale]

@@ -1,7 +1,161 @@
-"""Commands of this area (filled in by its issue); `caekit.cli` adds every command in COMMANDS."""
+"""Representation commands: embed (maps + projector bundle), cluster, classify, compare."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
 COMMANDS: list[click.Command] = []
+
+
+def _dataset_for(meta: dict, dataset: str | None, data_root: str | None, split_name: str, limit: int | None):
+    """A split of ``dataset`` (default: the one the model was trained on) in the model's image shape."""
+    from caekit.data.splits import make_splits, split
+
+    data_meta = meta.get("data") or {}
+    name = dataset or data_meta.get("name")
+    root = data_root or (data_meta.get("root") if not dataset else None)
+    c, h, _ = meta["image_shape"]
+    splits = make_splits(name, root, h, c, data_meta.get("fit", "pad") if not dataset else "pad", val_fraction=0)
+    data = splits.test if split_name == "test" else splits.train
+    if limit is not None and limit < len(data):
+        data = split(data, 1 - limit / len(data), 0)[0]
+    return data
+
+
+_model_option = click.option("--model", "run", required=True, type=click.Path(exists=True),
+                             help="Trained run folder or .safetensors checkpoint.")
+_data_options = [
+    click.option("--dataset", help="Dataset to encode (default: the model's)."),
+    click.option("--data-root", type=click.Path(), help="Folder holding it."),
+    click.option("--split", "split_name", type=click.Choice(["train", "test"]), default="test", show_default=True),
+]
+
+
+def _with(options):
+    def wrap(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return wrap
+
+
+@click.command()
+@_model_option
+@_with(_data_options)
+@click.option("--out", type=click.Path(file_okay=False), default="embedding", show_default=True)
+@click.option("--max-points", type=int, default=5000, show_default=True, help="Seeded subset for the maps and the bundle.")
+@click.option("--method", "methods", multiple=True, type=click.Choice(["tsne", "pca"]), help="Maps to draw (default both).")
+@click.option("--thumbnails", type=int, default=0, show_default=True, help="Images drawn at their points.")
+@click.option("--no-projector", is_flag=True, help="Skip the TensorBoard projector bundle.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def embed(run, dataset, data_root, split_name, out, max_points, methods, thumbnails, no_projector, seed) -> None:
+    """Encode a dataset and draw t-SNE/PCA maps; export the TensorBoard Embedding Projector bundle."""
+    from caekit.api import load
+    from caekit.evaluate.embed import check_projector, embed as run_embed
+
+    model, meta = load(run)
+    data = _dataset_for(meta, dataset, data_root, split_name, None)
+    result = run_embed(model, data, out, tuple(methods) or ("tsne", "pca"), max_points, not no_projector, thumbnails, seed)
+    for key, path in result.paths.items():
+        click.echo(f"{key:9s} {path}")
+    if not no_projector:
+        found = check_projector(Path(out) / "projector")
+        click.echo(f"projector: {found['points']} points of {found['dims']} dims; open with: tensorboard --logdir {Path(out) / 'projector'}")
+
+
+@click.command()
+@_model_option
+@_with(_data_options)
+@click.option("--method", "methods", multiple=True, type=click.Choice(["kmeans", "agglomerative", "gmm"]),
+              help="Clusterings (default kmeans and agglomerative).")
+@click.option("--clusters", "k", type=int, help="Number of clusters (default: number of classes).")
+@click.option("--max-points", type=int, default=5000, show_default=True)
+@click.option("--pca-dims", type=int, default=50, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Also write the table to this Markdown file.")
+def cluster(run, dataset, data_root, split_name, methods, k, max_points, pca_dims, seed, out) -> None:
+    """Cluster codes, raw pixels and PCA of pixels; print NMI, ARI and cluster accuracy against the labels."""
+    from caekit.api import encode, load
+    from caekit.data.splits import split
+    from caekit.evaluate.cluster import compare_clusterings, rows_to_markdown
+
+    model, meta = load(run)
+    data = _dataset_for(meta, dataset, data_root, split_name, None)
+    if len(data) > max_points:
+        data = split(data, 1 - max_points / len(data), seed)[0]
+    codes = encode(model, data, progress=True)
+    rows = compare_clusterings(codes, data.images.numpy(), data.labels.numpy(), k, tuple(methods) or ("kmeans", "agglomerative"),
+                               pca_dims, seed, max_points=None)
+    table = rows_to_markdown(rows)
+    click.echo(f"{data.name} {split_name}: {len(data)} images\n{table}")
+    if out:
+        Path(out).write_text(table + "\n")
+
+
+@click.command()
+@_model_option
+@click.option("--dataset", help="Labelled dataset (default: the model's).")
+@click.option("--data-root", type=click.Path())
+@click.option("--mode", type=click.Choice(["linear", "mlp", "finetune"]), default="linear", show_default=True)
+@click.option("--per-class", type=int, help="Labelled images per class (default: all).")
+@click.option("--fraction", type=float, help="Fraction of the labels instead of --per-class.")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--encoder-lr", type=float, help="Encoder learning rate when fine-tuning.")
+@click.option("--class-weights", is_flag=True, help="Class-weighted loss (n / (k n_c)).")
+@click.option("--balanced-sampling", is_flag=True, help="Draw each class equally often.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--runs-dir", default="runs", show_default=True)
+def classify(run, dataset, data_root, mode, per_class, fraction, epochs, lr, encoder_lr, class_weights, balanced_sampling,
+             seed, runs_dir) -> None:
+    """Train encoder + FC on (a sample of) labels and report per-class scores and the confusion matrix."""
+    from caekit.evaluate.compare import run_compare
+
+    _, meta = _load_meta(run)
+    data_meta = dict(meta.get("data") or {})
+    if dataset:
+        data_meta = {"name": dataset, "root": data_root}
+    elif data_root:
+        data_meta["root"] = data_root
+    c, h, _ = meta["image_shape"]
+    args = {k: v for k, v in {"class_weights": "balanced" if class_weights else None, "balanced_sampling": balanced_sampling or None,
+                              "encoder_lr": encoder_lr}.items() if v is not None}
+    config = {
+        "name": f"classify-{mode}", "runs_dir": runs_dir,
+        "data": {"name": data_meta["name"], "root": data_meta.get("root"), "image_size": h, "channels": c},
+        "sample": {"per_class": per_class} if per_class else {"fraction": fraction or 1.0},
+        "seeds": [seed], "optim": {"lr": lr}, "train": {"epochs": epochs},
+        "models": [{"label": f"encoder + FC ({mode})", "model": {"name": "encoder_classifier",
+                                                                   "args": {"pretrained": str(run), "mode": mode}},
+                    "objective": {"args": args}}],
+    }
+    result = run_compare(config, progress=click.echo)
+    report = next(iter(result.reports.values()))
+    click.echo(report.to_markdown(top=30))
+    click.echo(f"written to {result.folder}")
+
+
+def _load_meta(run: str):
+    from caekit.api import load
+
+    return load(run)
+
+
+@click.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a field, e.g. train.epochs=2 or seeds=[0].")
+def compare(config: str, sets: tuple[str, ...]) -> None:
+    """Run the Full + Sample comparison (pre-train, sample labels, train each model, score on test, over seeds)."""
+    from caekit.config import parse_assignments
+    from caekit.evaluate.compare import run_compare, summary_markdown
+
+    result = run_compare(config, parse_assignments(list(sets)) if sets else None, progress=click.echo)
+    click.echo(summary_markdown(result.summary))
+    for key in ("summary_md", "summary_csv", "results", "bars"):
+        click.echo(f"{key:11s} {result.paths[key]}")
+
+
+COMMANDS += [embed, cluster, classify, compare]

@@ -1,7 +1,56 @@
-"""Commands of this area (filled in by its issue); `caekit.cli` adds every command in COMMANDS."""
+"""Experiment workflow commands: search (hyper-parameters) and report (HTML pages of runs)."""
 
 from __future__ import annotations
 
 import click
 
 COMMANDS: list[click.Command] = []
+
+
+@click.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--method", type=click.Choice(["grid", "random", "optuna"]), help="Override the file's search method.")
+@click.option("--trials", type=int, help="Number of trials (random and optuna).")
+@click.option("--parallel", help="Trials at once: a number, or auto (one per CPU core; one on a GPU).")
+@click.option("--metric", help="Metric to rank by: a metrics.csv column (best epoch) or test_<name>.")
+@click.option("--mode", type=click.Choice(["min", "max"]), help="Whether lower or higher metric values are better.")
+@click.option("--name", help="Search folder name.")
+@click.option("--runs-dir", help="Where the search folder goes.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a field of the base run config, e.g. data.root=/data.")
+def search(config: str, method: str | None, trials: int | None, parallel: str | None, metric: str | None, mode: str | None,
+           name: str | None, runs_dir: str | None, sets: tuple[str, ...]) -> None:
+    """Grid, random or Optuna search over config fields (see configs/search-mnist.yaml for the file format)."""
+    from caekit.config import parse_assignments
+    from caekit.errors import ConfigError
+    from caekit.search import Trial, search as run_search
+
+    if parallel is not None and parallel != "auto":
+        if not parallel.isdigit() or int(parallel) < 1:
+            raise ConfigError(f"--parallel '{parallel}' must be a positive number or auto")
+    overrides = {"method": method, "trials": trials, "parallel": int(parallel) if parallel and parallel.isdigit() else parallel,
+                 "metric": metric, "mode": mode, "name": name, "runs_dir": runs_dir}
+
+    def report(trial: Trial) -> None:
+        value = f"{trial.value:.4g}" if trial.value is not None else "n/a"
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
+        click.echo(f"trial {trial.number}: {params} -> {value} ({trial.status}, {trial.seconds:.0f} s)")
+
+    result = run_search(config, overrides, parse_assignments(list(sets)) if sets else None, report)
+    click.echo(result.table.read_text())
+    if result.best is not None:
+        click.echo(f"best: trial {result.best.number} ({result.best.run})")
+    click.echo(f"search folder: {result.folder} (results.md, results.csv{', search.png' if result.plot else ''})")
+
+
+@click.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default="reports", show_default=True, help="Folder for the HTML pages.")
+def report(runs: tuple[str, ...], out: str) -> None:
+    """Self-contained HTML page per run (or per run inside a folder of runs) and an index comparing them."""
+    from caekit.report import write_reports
+
+    pages = write_reports(list(runs), out)
+    click.echo(f"{len(pages) - 1} run page(s) and {pages[0]} written")
+
+
+COMMANDS += [search, report]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from caekit.data.imageset import ImageSet
 from caekit.errors import DataError
+from caekit.fileio import atomic_write_text
 from caekit.registry import Registry
 
 Loader = Callable[..., ImageSet | None]
@@ -233,9 +235,11 @@ def _decode_folder(root: Path, classes: list[str], files: list[tuple[Path, int]]
     _warn_skipped(skipped, len(files))
     if cache:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(".tmp")
-        save_file({"images": images, "labels": labels}, str(tmp))
-        cached.with_suffix(".json").write_text(json.dumps({"root": str(root), "skipped": skipped}))
+        # unique temporary names: several processes (DDP ranks) may decode the same folder at once
+        atomic_write_text(cached.with_suffix(".json"), json.dumps({"root": str(root), "skipped": skipped}))
+        fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp")
+        os.close(fd)
+        save_file({"images": images, "labels": labels}, tmp)
         os.replace(tmp, cached)
     return ImageSet(images, labels, classes, root.name)
 

@@ -55,16 +55,18 @@ class Batches:
 
     The order of epoch ``e`` depends only on (seed, e), so a resumed run sees exactly the batches it would have seen.
     With ``weights`` (one per image) an epoch draws as many images as there are, with replacement, in proportion
-    to the weights: a class-balanced sampler when the weights are 1 / class size.
+    to the weights: a class-balanced sampler when the weights are 1 / class size. ``pad=False`` (evaluation) gives
+    each rank its own unequal share instead, so no image is counted twice.
     """
 
     def __init__(self, tensors: dict[str, Tensor], batch_size: int, shuffle: bool = True, seed: int = 0,
-                 drop_last: bool = False, rank: int = 0, world_size: int = 1, weights: Tensor | None = None) -> None:
+                 drop_last: bool = False, rank: int = 0, world_size: int = 1, weights: Tensor | None = None,
+                 pad: bool = True) -> None:
         self.tensors = tensors
         self.size = len(next(iter(tensors.values())))
         self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
         self.rank, self.world_size = rank, world_size
-        self.weights = weights
+        self.weights, self.pad = weights, pad
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -79,17 +81,21 @@ class Batches:
         else:
             order = torch.arange(self.size)
         if self.world_size > 1:
-            per_rank = -(-self.size // self.world_size)
-            order = torch.cat([order, order[: per_rank * self.world_size - self.size]])  # pad like DistributedSampler
+            if self.pad:
+                per_rank = -(-self.size // self.world_size)
+                order = torch.cat([order, order[: per_rank * self.world_size - self.size]])  # pad like DistributedSampler
             order = order[self.rank :: self.world_size]
         return order
 
     def __len__(self) -> int:
-        n = -(-self.size // self.world_size)
+        n = -(-self.size // self.world_size) if self.pad else len(range(self.rank, self.size, self.world_size))
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
         order = self._indices()
+        device = next(iter(self.tensors.values())).device
+        pinned = device.type == "cpu" and next(iter(self.tensors.values())).is_pinned()
         for i in range(len(self)):
-            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
-            yield {k: v.index_select(0, idx) for k, v in self.tensors.items()}
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size].to(device)
+            batch = {k: v.index_select(0, idx) for k, v in self.tensors.items()}
+            yield {k: v.pin_memory() for k, v in batch.items()} if pinned else batch

@@ -1,1 +1,131 @@
-"""A model family (filled in by its issue); builders register with caekit.models.registry.register_model."""
+"""DCGAN (Radford et al. 2016): transposed-conv generator and strided-conv discriminator, optionally conditional.
+
+Generator: z (+ label embedding) -> ConvTranspose to a base size -> (ConvTranspose 4/2/1, BN, ReLU)* -> tanh.
+Discriminator: (Conv 4/2/1, LeakyReLU 0.2; BN after the first)* -> Conv over the base size -> one logit.
+A conditional discriminator sees the label as one-hot planes beside the image (cGAN, Mirza & Osindero 2014).
+Images cross the model boundary in [0, 1]; inside, the networks work in [-1, 1] as DCGAN does.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from caekit.errors import ConfigError
+from caekit.models.registry import register_model
+
+
+def _base_size(size: int, max_base: int = 7) -> tuple[int, int]:
+    """Halve ``size`` until it is at most ``max_base``: (base size, number of 2x up/down steps)."""
+    steps = 0
+    while size > max_base:
+        if size % 2:
+            raise ConfigError(f"image size {size * 2 ** steps} cannot be halved down to 7 or less; use e.g. 28, 32 or 64")
+        size, steps = size // 2, steps + 1
+    return size, steps
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """The DCGAN paper's initialisation: N(0, 0.02) convolutions, N(1, 0.02) batch-norm scales."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class Generator(nn.Module):
+    def __init__(self, out_channels: int, size: int, latent_dim: int = 64, width: int = 64, num_classes: int = 0) -> None:
+        super().__init__()
+        base, steps = _base_size(size)
+        self.latent_dim, self.num_classes = latent_dim, num_classes
+        self.embed = nn.Embedding(num_classes, latent_dim) if num_classes else None
+        c = width * 2 ** max(steps - 1, 0)
+        layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim * (2 if num_classes else 1), c, base, 1, 0, bias=False),
+                                   nn.BatchNorm2d(c), nn.ReLU(True)]
+        for _ in range(steps - 1):
+            layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c // 2), nn.ReLU(True)]
+            c //= 2
+        layers += [nn.ConvTranspose2d(c, out_channels, 4, 2, 1) if steps else nn.Conv2d(c, out_channels, 3, 1, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Images in [-1, 1]."""
+        if self.embed is not None:
+            if labels is None:
+                raise ConfigError("a conditional generator needs class labels")
+            z = torch.cat([z, self.embed(labels)], 1)
+        return self.net(z[:, :, None, None])
+
+
+class Discriminator(nn.Module):
+    def __init__(self, in_channels: int, size: int, width: int = 64, num_classes: int = 0) -> None:
+        super().__init__()
+        base, steps = _base_size(size)
+        self.num_classes = num_classes
+        c, layers = in_channels + num_classes, []
+        for i in range(steps):
+            out = width * 2**i
+            layers += [nn.Conv2d(c, out, 4, 2, 1, bias=i == 0)]
+            layers += [nn.BatchNorm2d(out)] if i > 0 else []
+            layers += [nn.LeakyReLU(0.2, True)]
+            c = out
+        layers.append(nn.Conv2d(c, 1, base, 1, 0))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        """One logit per image for ``x`` in [-1, 1]."""
+        if self.num_classes:
+            if labels is None:
+                raise ConfigError("a conditional discriminator needs class labels")
+            planes = F.one_hot(labels, self.num_classes).to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[-2:])
+            x = torch.cat([x, planes], 1)
+        return self.net(x).flatten()
+
+
+class DCGAN(nn.Module):
+    """A generator and a discriminator; ``forward(z)`` and ``sample(n)`` give images in [0, 1]."""
+
+    def __init__(self, input_shape: tuple[int, int, int], latent_dim: int = 64, width: int = 64, num_classes: int = 0) -> None:
+        super().__init__()
+        c, h, w = input_shape
+        if h != w:
+            raise ConfigError(f"the DCGAN needs square images, got {h}x{w}")
+        self.input_shape, self.latent_dim, self.num_classes = (c, h, w), latent_dim, num_classes
+        self.generator = Generator(c, h, latent_dim, width, num_classes)
+        self.discriminator = Discriminator(c, h, width, num_classes)
+        self.apply(dcgan_init)
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        device = next(self.parameters()).device
+        return torch.randn(n, self.latent_dim, generator=generator, device="cpu" if generator is None else generator.device).to(device)
+
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        return (self.generator(z, labels) + 1) / 2
+
+    @torch.no_grad()
+    def sample(self, n: int, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """n images in [0, 1] (a conditional model cycles through the classes unless labels are given)."""
+        device = next(self.parameters()).device
+        if self.num_classes and labels is None:
+            labels = torch.arange(n, device=device) % self.num_classes
+        was_training = self.training
+        self.eval()
+        images = self(self.noise(n, generator), labels)
+        self.train(was_training)
+        return images
+
+
+@register_model("dcgan")
+def dcgan(input_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 64, width: int = 64) -> DCGAN:
+    """DCGAN: transposed-conv/BN/ReLU/tanh generator, strided-conv/LeakyReLU discriminator."""
+    return DCGAN(tuple(input_shape), latent_dim, width)  # type: ignore[arg-type]
+
+
+@register_model("cdcgan")
+def cdcgan(input_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 64, width: int = 64, num_classes: int = 10) -> DCGAN:
+    """Class-conditional DCGAN (label embedding into G, one-hot planes into D), for augmentation."""
+    return DCGAN(tuple(input_shape), latent_dim, width, num_classes)  # type: ignore[arg-type]

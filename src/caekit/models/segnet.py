@@ -1,1 +1,59 @@
-"""A model family (filled in by its issue); builders register with caekit.models.registry.register_model."""
+"""SegNet (Badrinarayanan et al. 2017): max pooling whose switches drive max-unpooling in a mirrored decoder.
+
+Each decoder level brings the features to the channels of the matching encoder level, upsamples them to that
+level's recorded size (by default with the pool's switches, so values return to where the maxima were) and refines
+them with learned 3x3 convolutions. Nothing is concatenated: only the switches travel from encoder to decoder.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from caekit.models.cae import EncoderOutput
+from caekit.models.fcn import (EncoderInfo, PixelwiseNet, Task, Upsample, build_encoder, check_task, check_upsample, conv3x3,
+                               network_input)
+from caekit.models.registry import register_model
+
+
+class SegNetDecoder(nn.Module):
+    """Per downsampling step, deepest first: [3x3 conv to the level's channels] -> upsample -> ``convs`` 3x3 convs."""
+
+    def __init__(self, info: EncoderInfo, upsample: str, convs: int, batch_norm: bool) -> None:
+        super().__init__()
+        self.levels = nn.ModuleList()
+        channels = info.code_channels
+        for skip in reversed(info.skip_channels):
+            level = nn.Module()
+            level.reduce = conv3x3(channels, skip, batch_norm) if channels != skip else nn.Identity()
+            level.up = Upsample(upsample, skip)
+            level.convs = nn.Sequential(*[conv3x3(skip, skip, batch_norm) for _ in range(convs)])
+            self.levels.append(level)
+            channels = skip
+        self.out_channels = channels
+
+    def forward(self, encoded: EncoderOutput) -> Tensor:
+        x = encoded.code
+        for i, level in zip(reversed(range(len(self.levels))), self.levels):
+            x = level.up(level.reduce(x), encoded.sizes[i], encoded.indices[i])
+            x = level.convs(x)
+        return x
+
+
+@register_model("segnet")
+def segnet(input_shape: tuple[int, int, int] | None = None, task: Task = "segment", classes: int = 11, scale: int = 2,
+           encoder: str = "cae", depth: int = 3, width: int = 32, convs: int = 2, batch_norm: bool = True,
+           upsample: str = "max", spec: Any = None, encoder_weights: str | None = None) -> PixelwiseNet:
+    """SegNet: max-pool switches drive max-unpooling in the decoder (upsample kind swappable)."""
+    check_task(task, classes, scale)
+    in_channels, size = network_input(input_shape, task, scale, depth)
+    net, info = build_encoder(encoder, in_channels, size, depth, width, convs, batch_norm, False, spec, encoder_weights)
+    check_upsample(upsample, info, encoder)
+    decoder = SegNetDecoder(info, upsample, convs, batch_norm)
+    config = dict(task=task, encoder=encoder, depth=depth, width=width, upsample=upsample)
+    return PixelwiseNet(net, decoder, decoder.out_channels, task, in_channels, classes, scale,
+                        tuple(input_shape) if input_shape else None, config)  # type: ignore[arg-type]
+
+
+__all__ = ["SegNetDecoder", "segnet"]

@@ -1,1 +1,171 @@
-"""A model family (filled in by its issue); builders register with caekit.models.registry.register_model."""
+"""Convolutional variational autoencoder (Kingma & Welling 2014), optionally class-conditional.
+
+Encoder: strided convolutions -> mean and log-variance of a diagonal Gaussian q(z|x). Decoder: fully connected
+-> transposed convolutions -> pixel logits (Bernoulli likelihood) or means (Gaussian likelihood with one learned
+log-variance). ``forward`` returns the decoder's mean for the posterior mean, so ``caekit reconstruct`` works.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from caekit.errors import ConfigError
+from caekit.models.cae import EncoderOutput
+from caekit.models.registry import register_model
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+def down_sizes(size: int, steps: int) -> list[int]:
+    """Spatial sizes after each stride-2 (k4 p1) convolution; sizes must halve exactly."""
+    sizes = [size]
+    for _ in range(steps):
+        if sizes[-1] % 2:
+            raise ConfigError(f"image size {size} cannot be halved {steps} times; use a size divisible by {2 ** steps} "
+                              "or fewer channel stages")
+        sizes.append(sizes[-1] // 2)
+    return sizes
+
+
+class VAEEncoder(nn.Module):
+    """Strided convs (BN, LeakyReLU) -> flat features -> (mean, log-variance)."""
+
+    def __init__(self, in_channels: int, size: int, channels: tuple[int, ...], latent_dim: int, num_classes: int = 0) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c = in_channels + (num_classes if num_classes else 0)
+        for out in channels:
+            layers += [nn.Conv2d(c, out, 4, 2, 1), nn.BatchNorm2d(out), nn.LeakyReLU(0.2, inplace=True)]
+            c = out
+        self.convs = nn.Sequential(*layers)
+        self.num_classes = num_classes
+        self.feature_shape = (c, *(down_sizes(size, len(channels))[-1],) * 2)
+        self.mean = nn.Linear(math.prod(self.feature_shape), latent_dim)
+        self.logvar = nn.Linear(math.prod(self.feature_shape), latent_dim)
+
+    def forward(self, x: Tensor, labels: Tensor | None = None, keep: bool = True) -> EncoderOutput:
+        """The contract's ``EncoderOutput`` whose code is the posterior mean (use ``posterior`` for both moments)."""
+        return EncoderOutput(self.posterior(x, labels)[0])
+
+    def posterior(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if self.num_classes:
+            if labels is None:
+                raise ConfigError("a conditional VAE needs the class labels")
+            onehot = F.one_hot(labels, self.num_classes).to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[-2:])
+            x = torch.cat([x, onehot], 1)
+        h = self.convs(x).flatten(1)
+        return self.mean(h), self.logvar(h).clamp(-15, 15)
+
+
+class VAEDecoder(nn.Module):
+    """z (+ one-hot label) -> fc -> transposed convs -> per-pixel logits or means (unbounded)."""
+
+    def __init__(self, out_channels: int, feature_shape: tuple[int, int, int], channels: tuple[int, ...], latent_dim: int,
+                 num_classes: int = 0) -> None:
+        super().__init__()
+        self.feature_shape = feature_shape
+        self.num_classes = num_classes
+        self.fc = nn.Sequential(nn.Linear(latent_dim + num_classes, math.prod(feature_shape)), nn.ReLU(inplace=True))
+        layers: list[nn.Module] = []
+        c = feature_shape[0]
+        for out in reversed(channels[:-1]):
+            layers += [nn.ConvTranspose2d(c, out, 4, 2, 1), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+            c = out
+        layers.append(nn.ConvTranspose2d(c, out_channels, 4, 2, 1))
+        self.deconvs = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        if self.num_classes:
+            if labels is None:
+                raise ConfigError("a conditional VAE needs the class labels")
+            z = torch.cat([z, F.one_hot(labels, self.num_classes).to(z.dtype)], 1)
+        return self.deconvs(self.fc(z).view(-1, *self.feature_shape))
+
+
+class ConvVAE(nn.Module):
+    def __init__(self, input_shape: tuple[int, int, int], latent_dim: int = 16, channels: tuple[int, ...] = (32, 64),
+                 likelihood: str = "bernoulli", num_classes: int = 0) -> None:
+        super().__init__()
+        if likelihood not in LIKELIHOODS:
+            raise ConfigError(f"unknown likelihood '{likelihood}'; choose one of: {', '.join(LIKELIHOODS)}")
+        c, h, w = input_shape
+        if h != w:
+            raise ConfigError(f"the VAE needs square images, got {h}x{w}")
+        self.input_shape = (c, h, w)
+        self.latent_dim, self.likelihood, self.num_classes = latent_dim, likelihood, num_classes
+        self.encoder = VAEEncoder(c, h, tuple(channels), latent_dim, num_classes)
+        self.decoder = VAEDecoder(c, self.encoder.feature_shape, tuple(channels), latent_dim, num_classes)
+        # Gaussian likelihood: one learned log-variance for all pixels (unused for Bernoulli)
+        self.log_sigma2 = nn.Parameter(torch.full((), math.log(0.01)), requires_grad=likelihood == "gaussian")
+
+    @property
+    def code_size(self) -> int:
+        return self.latent_dim
+
+    def posterior(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self.encoder.posterior(x, labels)
+
+    @staticmethod
+    def reparameterise(mean: Tensor, logvar: Tensor) -> Tensor:
+        """z = mean + sigma * eps: a sample whose gradient flows into mean and log-variance."""
+        return mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+
+    def decode_raw(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Logits (Bernoulli) or means (Gaussian) per pixel."""
+        return self.decoder(z, labels)
+
+    def mean_image(self, raw: Tensor) -> Tensor:
+        return torch.sigmoid(raw) if self.likelihood == "bernoulli" else raw.clamp(0, 1)
+
+    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Images in [0, 1] (the likelihood's mean) for latent codes."""
+        return self.mean_image(self.decode_raw(z, labels))
+
+    def log_likelihood(self, raw: Tensor, x: Tensor) -> Tensor:
+        """log p(x|z) per image, summed over pixels, in nats."""
+        raw, x = raw.float(), x.float()
+        if self.likelihood == "bernoulli":
+            return -F.binary_cross_entropy_with_logits(raw, x, reduction="none").flatten(1).sum(1)
+        log_s2 = self.log_sigma2.float()
+        return (-0.5 * ((x - raw) ** 2 / log_s2.exp() + log_s2 + math.log(2 * math.pi))).flatten(1).sum(1)
+
+    def encode(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Posterior means as flat codes."""
+        return self.posterior(x, labels)[0]
+
+    @torch.no_grad()
+    def sample(self, n: int, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """n images from the prior (labels: one class per image for a conditional VAE)."""
+        device = self.log_sigma2.device
+        z = torch.randn(n, self.latent_dim, generator=generator, device=device if generator is None else generator.device).to(device)
+        if self.num_classes and labels is None:
+            labels = torch.arange(n, device=device) % self.num_classes
+        return self.decode(z, labels)
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        if self.num_classes and labels is None:
+            raise ConfigError("a conditional VAE reconstructs only with labels; use model.decode(z, labels)")
+        return self.decode(self.posterior(x, labels)[0], labels)
+
+
+def kl_standard_normal(mean: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mean, exp(logvar)) || N(0, I)) per row, in nats (closed form)."""
+    return 0.5 * (mean.float().pow(2) + logvar.float().exp() - 1 - logvar.float()).sum(1)
+
+
+@register_model("vae")
+def vae(input_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 16, channels: tuple[int, ...] = (32, 64),
+        likelihood: str = "bernoulli") -> ConvVAE:
+    """Convolutional VAE: strided-conv encoder to mean/log-variance, transposed-conv decoder."""
+    return ConvVAE(tuple(input_shape), latent_dim, tuple(channels), likelihood)  # type: ignore[arg-type]
+
+
+@register_model("cvae")
+def cvae(input_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 16, channels: tuple[int, ...] = (32, 64),
+         likelihood: str = "bernoulli", num_classes: int = 10) -> ConvVAE:
+    """Class-conditional convolutional VAE (label one-hot into encoder and decoder), for augmentation."""
+    return ConvVAE(tuple(input_shape), latent_dim, tuple(channels), likelihood, num_classes)  # type: ignore[arg-type]

@@ -109,7 +109,12 @@ class Engine:
     def batches(self, data: ImageSet, shuffle: bool, batch_size: int | None = None) -> Batches:
         tensors = data.tensors()
         if self.device.type == "cuda":
-            tensors = {k: v.pin_memory() for k, v in tensors.items()}
+            size = sum(t.numel() * t.element_size() for t in tensors.values())
+            free, _ = torch.cuda.mem_get_info(self.device)
+            if size < free // 4:  # the uint8 set lives on the GPU: batches are gathered there, no copies per step
+                tensors = {k: v.to(self.device) for k, v in tensors.items()}
+            else:  # pinned host memory, so the per-batch copies can overlap compute
+                tensors = {k: v.pin_memory() for k, v in tensors.items()}
         weights = self.objective.sample_weights(data) if shuffle else None
         return Batches(tensors, batch_size or self.config.batch_size, shuffle=shuffle, seed=self.config.seed,
                        rank=self.dist.rank, world_size=self.dist.world_size, weights=weights, pad=shuffle)
@@ -202,7 +207,7 @@ class Engine:
                     scheduler.step()
             state["epoch"] = epoch + 1
             self._save(state, improved)
-            if self.dist.is_main:
+            if self.dist.is_main and cfg.verbose:
                 tqdm.write(format_row(row, cfg.epochs))
             if self.on_epoch_end:
                 self.on_epoch_end(epoch + 1, row)

@@ -1,1 +1,116 @@
-"""Objectives of this area (filled in by its issue); they register with caekit.train.objectives.OBJECTIVES."""
+"""Supervised objectives: ``classify`` (cross-entropy) for encoder classifiers and the classic CNN baselines.
+
+Imbalance options: ``class_weights`` ("balanced": n / (classes * n_c), or explicit weights) weight the loss;
+``balanced_sampling`` draws training batches with probability 1 / n_c per image, so every class is seen about
+equally often. Fine-tuning: ``encoder_lr`` gives the encoder parameters of an ``EncoderClassifier`` their own
+learning rate (the head keeps the run's), as a torch parameter group of the one optimiser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from caekit.data.imageset import ImageSet
+from caekit.errors import ConfigError
+from caekit.train.objectives import Objective, register_objective, unwrap
+
+
+def balanced_class_weights(counts: Sequence[int]) -> Tensor:
+    """scikit-learn's 'balanced' weights, n / (k * n_c), over the k classes present; absent classes get 0."""
+    counts_t = torch.as_tensor(counts, dtype=torch.float64)
+    present = counts_t > 0
+    weights = torch.zeros_like(counts_t)
+    weights[present] = counts_t.sum() / (present.sum() * counts_t[present])
+    return weights.float()
+
+
+def balanced_sample_weights(labels: Tensor, num_classes: int) -> Tensor:
+    """Per-image sampling weight 1 / (size of its class): each class is drawn equally often."""
+    counts = torch.bincount(labels, minlength=num_classes).double()
+    return 1.0 / counts[labels]
+
+
+@register_objective("classify")
+class Classify(Objective):
+    """Cross-entropy on ``label``; validation reports loss and accuracy per image."""
+
+    def __init__(self, class_weights: str | list[float] | None = None, balanced_sampling: bool = False,
+                 encoder_lr: float | None = None, label_smoothing: float = 0.0, monitor: str = "accuracy") -> None:
+        if isinstance(class_weights, str) and class_weights != "balanced":
+            raise ConfigError(f"class_weights is 'balanced' or a list of numbers, not '{class_weights}'")
+        if monitor not in ("accuracy", "loss"):
+            raise ConfigError(f"monitor is accuracy or loss, not '{monitor}'")
+        if encoder_lr is not None and encoder_lr <= 0:
+            raise ConfigError("encoder_lr must be positive (freeze the encoder with mode: linear or mlp instead)")
+        self.class_weights = class_weights
+        self.balanced_sampling = balanced_sampling
+        self.encoder_lr = encoder_lr
+        self.label_smoothing = label_smoothing
+        self.monitor = f"val_{monitor}"
+        self.monitor_mode = "max" if monitor == "accuracy" else "min"
+        self._weights: Tensor | None = (torch.tensor(class_weights, dtype=torch.float32)
+                                        if isinstance(class_weights, (list, tuple)) else None)
+
+    def sample_weights(self, data: ImageSet) -> Tensor | None:
+        # The engine calls this with the training set before the first epoch: the one place an objective sees the
+        # class counts, so the 'balanced' loss weights are computed here too.
+        if self.class_weights == "balanced":
+            self._weights = balanced_class_weights(data.class_counts())
+        elif self._weights is not None and len(self._weights) != len(data.classes):
+            raise ConfigError(f"class_weights has {len(self._weights)} entries for {len(data.classes)} classes")
+        return balanced_sample_weights(data.labels, len(data.classes)) if self.balanced_sampling else None
+
+    def param_groups(self, model: nn.Module) -> dict[str, Iterable[Any]]:
+        # One optimiser whose torch parameter groups carry their own learning rates: the head's group first, so
+        # the engine's logged ``lr`` is the head's.
+        inner = unwrap(model)
+        if self.encoder_lr is not None and hasattr(inner, "parameter_groups"):
+            groups = inner.parameter_groups()
+            torch_groups: list[dict[str, Any]] = [{"params": groups["head"]}] if "head" in groups else []
+            if "encoder" in groups:
+                torch_groups.append({"params": groups["encoder"], "lr": self.encoder_lr})
+            return {"model": torch_groups}
+        return super().param_groups(model)
+
+    def _criterion_weights(self, device: torch.device) -> Tensor | None:
+        if self._weights is None:
+            return None
+        if self._weights.device != device:
+            self._weights = self._weights.to(device)
+        return self._weights
+
+    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        logits = model(batch["image"]).float()
+        loss = F.cross_entropy(logits, batch["label"], weight=self._criterion_weights(logits.device),
+                               label_smoothing=self.label_smoothing)
+        accuracy = (logits.argmax(1) == batch["label"]).float().mean()
+        return loss, {"accuracy": accuracy.detach()}
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        logits = model(batch["image"]).float()
+        loss = F.cross_entropy(logits, batch["label"], reduction="none")
+        return {"loss": loss, "accuracy": (logits.argmax(1) == batch["label"]).float()}
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, images: ImageSet | Tensor, batch_size: int = 512) -> tuple[Tensor, Tensor]:
+    """Predicted labels and class probabilities for images (an ImageSet, uint8 or float [N, C, H, W])."""
+    model.eval()
+    device = next(model.parameters()).device
+    data = images.images if isinstance(images, ImageSet) else images
+    probs = []
+    for i in range(0, len(data), batch_size):
+        chunk = data[i : i + batch_size].to(device)
+        chunk = chunk.float().div_(255) if chunk.dtype == torch.uint8 else chunk.float()
+        probs.append(model(chunk).float().softmax(1).cpu())
+    p = torch.cat(probs) if probs else torch.zeros(0, 0)
+    return p.argmax(1), p
+
+
+__all__ = ["Classify", "balanced_class_weights", "balanced_sample_weights", "predict"]

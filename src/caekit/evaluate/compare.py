@@ -1,0 +1,354 @@
+"""The Full + Sample comparison: pre-train autoencoders on all images without labels ("Full"), sample a few labels
+("Sample"), train every listed classifier on that sample, score each on the test split, over several seeds.
+
+    name: compare-mnist
+    data: {name: mnist, root: /work/data}
+    sample: {per_class: 100}          # or {fraction: 0.01}
+    seeds: [0, 1, 2]
+    pretrain:
+      cae: {model: {name: cae28}, train: {epochs: 10}}
+    train: {epochs: 30, batch_size: 64}  # defaults for every classifier
+    models:
+      - {label: "CAE + FC (fine-tune)", pretrained: cae, model: {name: encoder_classifier, args: {mode: finetune}}}
+      - {label: "same net, scratch", model: {name: encoder_classifier, args: {autoencoder: cae28}}}
+      - {label: LeNet-5, model: {name: lenet5}}
+
+The test split and the Full set are fixed by ``split_seed``; each seed draws its own labelled sample, validation
+part (for picking the best epoch) and initialisation. Writes, under ``runs_dir/name``: ``results.csv`` (one row per
+model and seed), ``summary.csv`` and ``summary.md`` (mean and standard deviation over seeds), ``bars.png``, a
+confusion matrix per model (summed over seeds) and the run folders of every training.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from torch import nn
+
+from caekit.config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, RunConfig, TrainConfig, dump_config
+from caekit.data.datasets import conform
+from caekit.data.imageset import ImageSet
+from caekit.data.splits import Splits, labelled_sample, make_splits, split
+from caekit.errors import ConfigError
+from caekit.evaluate.classification import ClassificationReport, classification_report, warn_small_classes
+from caekit.fileio import atomic_write_text
+from caekit.api import model_arguments
+from caekit.models.registry import create_model
+from caekit.runs import RunFolder
+from caekit.train.checkpoint import read_checkpoint, restore
+from caekit.train.engine import Engine
+from caekit.train.objectives import build_objective
+from caekit.train.supervised import predict
+
+TABLE_METRICS = ("accuracy", "precision", "recall", "f1")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PretrainConfig(_Strict):
+    """An autoencoder trained without labels on the Full training set (or on another dataset's, given ``data``)."""
+
+    model: ModelConfig
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    data: DataConfig | None = None
+    val_fraction: float = Field(0.05, ge=0, lt=1)
+
+
+class SampleConfig(_Strict):
+    per_class: int | None = Field(None, gt=0)
+    fraction: float | None = Field(None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _one(self) -> SampleConfig:
+        if (self.per_class is None) == (self.fraction is None):
+            raise ValueError("give exactly one of per_class or fraction")
+        return self
+
+    def describe(self) -> str:
+        return f"{self.per_class} labels per class" if self.per_class else f"{self.fraction:g} of the labels"
+
+
+class EntryConfig(_Strict):
+    """One classifier of the table; ``train``/``optim``/``objective.args`` override the comparison's defaults."""
+
+    label: str
+    model: ModelConfig
+    pretrained: str | None = None  # a key of ``pretrain``: its run folder becomes the model's ``pretrained`` argument
+    objective: dict[str, Any] = Field(default_factory=dict)
+    optim: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)
+
+
+class CompareConfig(_Strict):
+    name: str = "compare"
+    runs_dir: str = "runs"
+    data: DataConfig
+    split_seed: int = 0
+    sample: SampleConfig
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    val_fraction: float = Field(0.1, ge=0, lt=1)  # of each labelled sample, to pick the best epoch
+    test_limit: int | None = Field(None, gt=0)
+    pretrain: dict[str, PretrainConfig] = Field(default_factory=dict)
+    objective: ObjectiveConfig = Field(default_factory=lambda: ObjectiveConfig(name="classify"))
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    models: list[EntryConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _references(self) -> CompareConfig:
+        for entry in self.models:
+            if entry.pretrained is not None and entry.pretrained not in self.pretrain:
+                raise ValueError(f"model '{entry.label}' uses pretrained '{entry.pretrained}', which is not under pretrain:")
+        labels = [e.label for e in self.models]
+        if len(set(labels)) != len(labels):
+            raise ValueError("model labels must be unique")
+        return self
+
+
+def load_compare_config(source: str | Path | dict[str, Any], overrides: dict[str, Any] | None = None) -> CompareConfig:
+    """Validate a comparison config (YAML path or mapping); ``overrides`` are dotted paths (``train.epochs``)."""
+    where = "compare config"
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"compare config '{path}' does not exist")
+        where = str(path)
+        source = yaml.safe_load(path.read_text()) or {}
+    data = dict(source)
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"'{dotted}': '{part}' is not a section")
+        node[leaf] = value
+    try:
+        return CompareConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "config"
+        raise ConfigError(f"{where}: {loc}: {first['msg']}") from None
+
+
+# --------------------------------------------------------------------------------------------- training one model
+
+
+@dataclass
+class Trained:
+    model: nn.Module
+    run: RunFolder
+    history: list[dict[str, float]]
+    seconds: float
+
+
+def train_model(model_cfg: ModelConfig, objective_cfg: ObjectiveConfig, train_cfg: TrainConfig, optim_cfg: OptimConfig,
+                data_cfg: DataConfig, train: ImageSet, val: ImageSet | None, runs_dir: str | Path, name: str,
+                classes: int | None = None) -> Trained:
+    """Train one model through the engine into a run folder (loadable by ``caekit.api.load``); the best epoch is kept."""
+    from caekit.api import CHECKPOINT_FORMAT
+
+    args = model_arguments(model_cfg.name, model_cfg.args, train.shape, classes)
+    torch.manual_seed(train_cfg.seed)
+    model = create_model(model_cfg.name, **args)
+    objective = build_objective(objective_cfg.name, **objective_cfg.args)
+    run = RunFolder.create(runs_dir, name, name)
+    config = RunConfig(name=run.path.name, runs_dir=str(runs_dir), model=ModelConfig(name=model_cfg.name, args=args),
+                       data=data_cfg, objective=objective_cfg, optim=optim_cfg, train=train_cfg)
+    run.write_config(dump_config(config))
+    meta = {"format": CHECKPOINT_FORMAT, "model": {"name": model_cfg.name, "args": args},
+            "spec": model.spec.model_dump(mode="json") if hasattr(model, "spec") else None,
+            "objective": objective_cfg.model_dump(), "data": data_cfg.model_dump(), "classes": train.classes,
+            "image_shape": list(train.shape), "normalisation": {"input": "uint8 / 255", "range": [0.0, 1.0]}}
+    engine = Engine(model, objective, train_cfg, optim_cfg, run, meta)
+    start = time.perf_counter()
+    try:
+        history = engine.fit(train, val)
+    finally:
+        engine.close()
+    seconds = time.perf_counter() - start
+    if run.checkpoint("best").is_file():
+        tensors, best_meta = read_checkpoint(run.checkpoint("best"))
+        restore(tensors, best_meta, engine.model)
+    return Trained(engine.model.eval(), run, history, seconds)
+
+
+def _merged(base: BaseModel, overrides: dict[str, Any], cls: type[BaseModel], what: str) -> Any:
+    try:
+        return cls.model_validate({**base.model_dump(), **overrides})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"{what}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+# --------------------------------------------------------------------------------------------- the protocol
+
+
+@dataclass
+class CompareResult:
+    rows: list[dict[str, Any]]       # one per model and seed
+    summary: list[dict[str, Any]]    # one per model: mean and std of each metric
+    reports: dict[str, ClassificationReport]  # per model, on the test predictions of all seeds pooled
+    folder: Path
+    paths: dict[str, Path]
+
+
+def load_data(cfg: CompareConfig) -> Splits:
+    """Full training set and test split, fixed by ``split_seed`` (no validation part: each sample carves its own)."""
+    d = cfg.data
+    splits = make_splits(d.name, d.root, d.image_size, d.channels, d.fit, val_fraction=0, test_fraction=d.test_fraction,
+                         seed=cfg.split_seed, limit=d.limit, download=d.download, strict=d.strict)
+    if cfg.test_limit and cfg.test_limit < len(splits.test):
+        splits.test = split(splits.test, 1 - cfg.test_limit / len(splits.test), cfg.split_seed)[0]
+    return splits
+
+
+def pretrain(cfg: CompareConfig, key: str, full: ImageSet, folder: Path) -> Trained:
+    """Train the autoencoder ``key`` without labels on the Full set (or on its own dataset, fitted to this data's shape)."""
+    entry = cfg.pretrain[key]
+    data_cfg, images = cfg.data, full
+    if entry.data is not None:  # across datasets: another set, resized and converted to look like this one
+        c, h, _ = full.shape
+        data_cfg = entry.data.model_copy(update={"image_size": h, "channels": c})
+        other = make_splits(data_cfg.name, data_cfg.root, h, c, data_cfg.fit, val_fraction=0, seed=cfg.split_seed,
+                            limit=data_cfg.limit, download=data_cfg.download, strict=data_cfg.strict)
+        images = conform(other.train, h, c)
+    train, val = (split(images, entry.val_fraction, cfg.split_seed) if entry.val_fraction > 0 else (images, None))
+    return train_model(entry.model, entry.objective, entry.train, entry.optim, data_cfg, train, val, folder / "pretrain", key)
+
+
+def run_compare(config: CompareConfig | str | Path | dict[str, Any], overrides: dict[str, Any] | None = None,
+                progress: Callable[[str], None] | None = print) -> CompareResult:
+    """Run the whole protocol and write the tables and pictures; returns them."""
+    from caekit.viz.representations import comparison_bars, confusion_picture
+
+    cfg = config if isinstance(config, CompareConfig) else load_compare_config(config, overrides)
+    say = progress or (lambda _: None)
+    folder = RunFolder.create(cfg.runs_dir, cfg.name, "compare").path
+    atomic_write_text(folder / "compare.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    splits = load_data(cfg)
+    full, test = splits.train, splits.test
+    classes = full.classes
+    say(f"{cfg.data.name}: Full {len(full)} images, test {len(test)}, {len(classes)} classes; sample: {cfg.sample.describe()}")
+    warn_small_classes(test, 2, "a reliable test score")
+
+    pretrained: dict[str, Path] = {}
+    for key in dict.fromkeys(e.pretrained for e in cfg.models if e.pretrained):
+        say(f"pre-training '{key}' ({cfg.pretrain[key].model.name}) without labels")
+        done = pretrain(cfg, key, full, folder)
+        pretrained[key] = done.run.path
+        say(f"  {done.run.path} in {done.seconds:.0f} s")
+
+    rows: list[dict[str, Any]] = []
+    pooled: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {e.label: ([], []) for e in cfg.models}
+    for seed in cfg.seeds:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the small-class warning is given once below, not per seed
+            sample = labelled_sample(full, cfg.sample.per_class, cfg.sample.fraction, seed)
+        if seed == cfg.seeds[0]:
+            warn_small_classes(sample, 2, "a validation split of the labelled sample")
+        if cfg.val_fraction > 0:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                train, val = split(sample, cfg.val_fraction, seed)
+        else:
+            train, val = sample, None
+        for entry in cfg.models:
+            model_cfg = entry.model
+            if entry.pretrained:
+                model_cfg = ModelConfig(name=model_cfg.name, args={**model_cfg.args, "pretrained": str(pretrained[entry.pretrained])})
+            train_cfg = _merged(cfg.train, {**entry.train, "seed": seed}, TrainConfig, f"{entry.label}: train")
+            optim_cfg = _merged(cfg.optim, entry.optim, OptimConfig, f"{entry.label}: optim")
+            objective_cfg = ObjectiveConfig(name=entry.objective.get("name", cfg.objective.name),
+                                            args={**cfg.objective.args, **entry.objective.get("args", {})})
+            done = train_model(model_cfg, objective_cfg, train_cfg, optim_cfg, cfg.data, train, val, folder / "runs",
+                               f"{_slug(entry.label)}-seed{seed}", len(classes))
+            predicted, _ = predict(done.model, test)
+            report = classification_report(test.labels.numpy(), predicted.numpy(), classes)
+            pooled[entry.label][0].append(test.labels.numpy())
+            pooled[entry.label][1].append(predicted.numpy())
+            row = {"data": cfg.data.name, "sample": cfg.sample.describe(), "labelled": len(sample), "model": entry.label,
+                   "seed": seed, **{m: report.summary()[m] for m in TABLE_METRICS}, "weighted_f1": report.weighted["f1"],
+                   "epochs": len(done.history), "seconds": round(done.seconds, 1), "run": str(done.run.path)}
+            rows.append(row)
+            say(f"  seed {seed}  {entry.label:32s} accuracy {row['accuracy']:.4f}  macro F1 {row['f1']:.4f}  ({done.seconds:.0f} s)")
+
+    reports = {label: classification_report(np.concatenate(t), np.concatenate(p), classes) for label, (t, p) in pooled.items()}
+    summary = summarise(rows)
+    paths = write_tables(rows, summary, reports, cfg, folder)
+    paths["bars"] = comparison_bars(summary, folder / "bars.png", ("accuracy", "f1"),
+                                    title=f"{cfg.data.name}, {cfg.sample.describe()}, {len(cfg.seeds)} seeds")
+    for label, report in reports.items():
+        paths[f"confusion:{label}"] = confusion_picture(report.confusion, classes, folder / f"confusion-{_slug(label)}.png",
+                                                        title=f"{label} ({cfg.data.name}, seeds pooled)")
+    say(f"tables and pictures in {folder}")
+    return CompareResult(rows, summary, reports, folder, paths)
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and (sample) standard deviation over seeds of each metric, per model, in the order of first appearance."""
+    out = []
+    for label in dict.fromkeys(r["model"] for r in rows):
+        mine = [r for r in rows if r["model"] == label]
+        entry: dict[str, Any] = {"data": mine[0]["data"], "sample": mine[0]["sample"], "model": label, "seeds": len(mine)}
+        for metric in (*TABLE_METRICS, "weighted_f1", "seconds"):
+            values = np.array([r[metric] for r in mine], dtype=np.float64)
+            entry[f"{metric}_mean"] = float(values.mean())
+            entry[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        out.append(entry)
+    return out
+
+
+def summary_markdown(summary: list[dict[str, Any]]) -> str:
+    lines = ["| data | sample | model | accuracy | precision | recall | F1 | seeds |", "|---|---|---|---|---|---|---|---|"]
+    for s in summary:
+        cells = " | ".join(f"{s[f'{m}_mean']:.4f} ± {s[f'{m}_std']:.4f}" for m in TABLE_METRICS)
+        lines.append(f"| {s['data']} | {s['sample']} | {s['model']} | {cells} | {s['seeds']} |")
+    return "\n".join(lines)
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_tables(rows: list[dict[str, Any]], summary: list[dict[str, Any]], reports: dict[str, ClassificationReport],
+                 cfg: CompareConfig, folder: Path) -> dict[str, Path]:
+    paths = {"results": folder / "results.csv", "summary_csv": folder / "summary.csv", "summary_md": folder / "summary.md"}
+    atomic_write_text(paths["results"], _csv(rows))
+    atomic_write_text(paths["summary_csv"], _csv(summary))
+    text = [f"# {cfg.name}\n", f"{cfg.data.name}: {cfg.sample.describe()}, seeds {cfg.seeds}; precision, recall and F1 are "
+            "macro averages over classes; mean ± standard deviation over seeds.\n", summary_markdown(summary), ""]
+    for label, report in reports.items():
+        if report.confused_pairs:
+            pairs = "; ".join(f"{t} -> {p} ({n})" for t, p, n in report.confused_pairs[:5])
+            text.append(f"- {label}: most confused (true -> predicted, seeds pooled): {pairs}")
+    atomic_write_text(paths["summary_md"], "\n".join(text) + "\n")
+    return paths
+
+
+__all__ = ["CompareConfig", "CompareResult", "EntryConfig", "PretrainConfig", "SampleConfig", "load_compare_config",
+           "run_compare", "summarise", "summary_markdown", "train_model"]

@@ -1,0 +1,76 @@
+"""Stacked autoencoders: the 8-3-8 encoder, greedy stages freezing what they should, stacking through the engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from caekit.api import encode, load
+from caekit.errors import CaekitError
+from caekit.models import create_model
+from caekit.train.generative import GreedyStage, encoder_838, train_stacked
+
+STAGES = [{"type": "conv", "filters": 4, "stride": 2, "batch_norm": True}, {"type": "fc", "units": 12}]
+
+
+def test_encoder_838_learns_distinct_codes():
+    result = encoder_838(epochs=6, steps_per_epoch=300)
+    assert result.history[-1]["train_loss"] < 0.1 < result.history[0]["train_loss"]
+    assert torch.equal(result.outputs.argmax(1), torch.arange(8))  # every pattern comes back as itself
+    assert len({tuple(c.round(decimals=1).tolist()) for c in result.codes}) == 8
+    lines = result.table().splitlines()
+    assert len(lines) == 10 and lines[2].startswith("1 0 0 0 0 0 0 0")
+
+
+def test_stage_model_freezes_every_other_stage_and_keeps_them_in_eval_mode():
+    model = create_model("stacked", input_shape=(1, 8, 8), stages=STAGES, train_stage=1)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(("encoder.stages.1.", "decoders.1.")) for n in trainable)
+    model.train()
+    assert not model.encoder.stages[0].training and model.encoder.stages[1].training
+
+
+def test_greedy_stage_step_changes_only_the_stage_being_trained():
+    torch.manual_seed(0)
+    model = create_model("stacked", input_shape=(1, 8, 8), stages=STAGES, train_stage=1)
+    model.train()
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    buffers = {n: b.clone() for n, b in model.named_buffers()}
+    trained = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    objective = GreedyStage()
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.01)
+    loss, _ = objective.loss(model, {"image": torch.rand(8, 1, 8, 8)})
+    loss.backward()
+    optimizer.step()
+    assert all(torch.equal(p, dict(model.named_parameters())[n]) for n, p in frozen.items())
+    assert all(torch.equal(b, dict(model.named_buffers())[n]) for n, b in buffers.items())  # frozen BN statistics too
+    assert all(not torch.equal(p, dict(model.named_parameters())[n]) for n, p in trained.items())
+
+
+def test_bad_stacks_are_user_errors():
+    with pytest.raises(CaekitError):
+        create_model("stacked", input_shape=(1, 8, 8), stages=[{"type": "fc", "units": 4}, {"type": "conv", "filters": 2}])
+    with pytest.raises(CaekitError):
+        create_model("stacked", input_shape=(1, 8, 8), stages=STAGES, train_stage=2)
+
+
+@pytest.mark.slow
+def test_greedy_stacking_through_the_engine_keeps_each_stage_and_gives_an_encoder(tmp_path):
+    config = {"runs_dir": str(tmp_path), "name": "st", "data": {"name": "digits", "limit": 300},
+              "optim": {"lr": 0.003, "weight_decay": 0.0}, "train": {"epochs": 3, "batch_size": 32, "progress": False}}
+    result = train_stacked(config, STAGES, finetune_epochs=2)
+    assert [p.name for p in result.stage_runs] == ["st-stage1", "st-stage2"] and result.finetune_run.name == "st-finetune"
+    for run in result.stage_runs:
+        assert (run / "reconstructions.png").is_file() and (run / "checkpoints" / "best.safetensors").is_file()
+    # stage 2 started from stage 1's weights and did not change them
+    first, _ = load(result.stage_runs[0])
+    second, _ = load(result.stage_runs[1])
+    for (name, a), b in zip(first.encoder.stages[0].state_dict().items(), second.encoder.stages[0].state_dict().values()):
+        assert torch.equal(a, b), name
+    stage_history = [np.loadtxt(run / "metrics.csv", delimiter=",", skiprows=1, ndmin=2) for run in result.stage_runs]
+    assert all(h[-1, 1] < h[0, 1] for h in stage_history)  # train loss falls in every stage
+    model, _ = load(result.finetune_run)
+    assert model.encoder(torch.rand(2, 1, 8, 8)).code.shape == (2, 12)
+    codes = encode(model, torch.rand(5, 1, 8, 8))
+    assert codes.shape == (5, 12)
