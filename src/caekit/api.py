@@ -159,7 +159,8 @@ def evaluate_run(path: str | Path, checkpoint: str = "best", split: str = "test"
 def draw_run_pictures(run: RunFolder, model: nn.Module, objective: Any, splits: Splits, history: list[dict[str, float]]) -> list[Path]:
     """curves.png, plus whatever the objective and the model can show (reconstructions, filters, feature maps)."""
     device = next(model.parameters()).device
-    images = splits.test.unit_images(0, 10).to(device)
+    picks = torch.linspace(0, len(splits.test) - 1, min(10, len(splits.test))).long()  # spread over the classes
+    images = splits.test.subset(picks).unit_images().to(device)
     paths = [viz.curves(history, run.picture("curves.png"), title=run.path.name)] if history else []
     paths += objective.pictures(model, images, run.path)
     encoder = getattr(model, "encoder", None)
