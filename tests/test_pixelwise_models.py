@@ -13,12 +13,7 @@ from caekit.models.segnet import SegNetDecoder
 KINDS = ("max", "fixed", "bilinear", "transposed")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: one thread beats two on 2 cores
 
 
 @pytest.mark.parametrize("name", ["unet", "segnet"])

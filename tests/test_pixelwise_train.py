@@ -21,12 +21,7 @@ from caekit.train.engine import Engine
 from caekit.train.objectives import build_objective
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: one thread beats two on 2 cores
 
 
 def _scan_canvases(count: int, size: int = 48, seed: int = 0) -> ImageSet:
