@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
-from caekit.errors import ConfigError
+from caekit.errors import ConfigError, validate_model
 
 
 class _Strict(BaseModel):
@@ -79,12 +79,7 @@ class RunConfig(_Strict):
 
 
 def parse_config(data: dict[str, Any], source: str = "config") -> RunConfig:
-    try:
-        return RunConfig.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{source}: {where}: {first['msg']}") from None
+    return validate_model(RunConfig, data, source)
 
 
 def read_mapping(path: str | Path, what: str = "config file", keys: str = "model:, data:, train: ...") -> dict[str, Any]:
@@ -116,11 +111,9 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
     return pairs
 
 
-def with_overrides(config: RunConfig, overrides: dict[str, Any] | list[str]) -> RunConfig:
-    """A copy with dotted-path fields replaced; ``["train.lr=1e-3"]`` strings are parsed as YAML values."""
-    if isinstance(overrides, list):
-        overrides = parse_assignments(overrides)
-    data = copy.deepcopy(config.model_dump())
+def set_dotted(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``data`` with each dotted path (``train.epochs``) set, creating missing sections."""
+    data = copy.deepcopy(data)
     for dotted, value in overrides.items():
         node = data
         *parents, leaf = dotted.split(".")
@@ -131,7 +124,14 @@ def with_overrides(config: RunConfig, overrides: dict[str, Any] | list[str]) -> 
                 node[part] = {}
             node = node[part]
         node[leaf] = value
-    return parse_config(data, "override")
+    return data
+
+
+def with_overrides(config: RunConfig, overrides: dict[str, Any] | list[str]) -> RunConfig:
+    """A copy with dotted-path fields replaced; ``["train.lr=1e-3"]`` strings are parsed as YAML values."""
+    if isinstance(overrides, list):
+        overrides = parse_assignments(overrides)
+    return parse_config(set_dotted(config.model_dump(), overrides), "override")
 
 
 def dump_config(config: RunConfig) -> str:

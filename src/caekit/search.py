@@ -40,10 +40,10 @@ from typing import Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from caekit.config import RunConfig, dump_config, load_config, parse_config, read_mapping, with_overrides
-from caekit.errors import CaekitError, ConfigError, TrainingDiverged
+from caekit.errors import CaekitError, ConfigError, TrainingDiverged, validate_model
 from caekit.fileio import atomic_write_text
 from caekit.runs import RunFolder
 
@@ -176,12 +176,7 @@ def parse_search(data: dict[str, Any], here: Path = Path("."), source: str = "se
         for spec in space.values():  # a range written with a decimal point (1.0 .. 10.0) stays float
             if isinstance(spec, dict) and "type" not in spec and any(isinstance(spec.get(k), float) for k in ("low", "high")):
                 spec["type"] = "float"
-    try:
-        search = SearchConfig.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{source}: {where}: {first['msg'].removeprefix('Value error, ')}") from None
+    search = validate_model(SearchConfig, data, source)
     if isinstance(search.base, str):
         base_path = Path(search.base)
         if not base_path.is_absolute() and (here / base_path).is_file():

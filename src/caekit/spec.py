@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError
 
-from caekit.errors import SpecError
+from caekit.errors import SpecError, validation_message
 
 Activation = Literal["relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "identity"]
 UpsampleKind = Literal["max", "average", "fixed", "nearest", "bilinear", "bicubic", "transposed"]
@@ -382,9 +382,7 @@ def parse_spec(data: dict[str, Any], source: str = "spec") -> AutoencoderSpec:
     try:
         return AutoencoderSpec.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "spec"
-        raise SpecError(f"{source}: {where}: {first['msg']} ({len(exc.errors())} problem(s) in all)") from None
+        raise SpecError(f"{source}: {validation_message(exc, 'spec')} ({len(exc.errors())} problem(s) in all)") from None
 
 
 def load_spec(name_or_path: str | Path) -> AutoencoderSpec:

@@ -34,14 +34,14 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-from caekit.config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, RunConfig, TrainConfig, dump_config
+from caekit.config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, RunConfig, TrainConfig, dump_config, read_mapping, set_dotted
 from caekit.data.datasets import conform
 from caekit.data.imageset import ImageSet
 from caekit.data.splits import Splits, labelled_sample, make_splits, split
-from caekit.errors import ConfigError
+from caekit.errors import validate_model
 from caekit.evaluate.classification import ClassificationReport, classification_report, warn_small_classes
 from caekit.fileio import atomic_write_text
 from caekit.api import model_arguments
@@ -125,26 +125,9 @@ def load_compare_config(source: str | Path | dict[str, Any], overrides: dict[str
     """Validate a comparison config (YAML path or mapping); ``overrides`` are dotted paths (``train.epochs``)."""
     where = "compare config"
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"compare config '{path}' does not exist")
-        where = str(path)
-        source = yaml.safe_load(path.read_text()) or {}
-    data = dict(source)
-    for dotted, value in (overrides or {}).items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"'{dotted}': '{part}' is not a section")
-        node[leaf] = value
-    try:
-        return CompareConfig.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "config"
-        raise ConfigError(f"{where}: {loc}: {first['msg']}") from None
+        where = str(source)
+        source = read_mapping(source, "compare config", "data:, sample:, models: ...")
+    return validate_model(CompareConfig, set_dotted(dict(source), overrides or {}), where)
 
 
 # --------------------------------------------------------------------------------------------- training one model
@@ -190,11 +173,7 @@ def train_model(model_cfg: ModelConfig, objective_cfg: ObjectiveConfig, train_cf
 
 
 def _merged(base: BaseModel, overrides: dict[str, Any], cls: type[BaseModel], what: str) -> Any:
-    try:
-        return cls.model_validate({**base.model_dump(), **overrides})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(f"{what}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    return validate_model(cls, {**base.model_dump(), **overrides}, what)
 
 
 # --------------------------------------------------------------------------------------------- the protocol
