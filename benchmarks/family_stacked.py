@@ -10,13 +10,11 @@ import shutil
 from pathlib import Path
 
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
-from sklearn.pipeline import make_pipeline
 
 from caekit.api import encode, load
 from caekit.data.datasets import load_dataset
 from caekit.data.splits import labelled_sample
+from caekit.evaluate.classification import linear_probe
 from caekit.train.generative import train_stacked
 
 OUT = Path(__file__).parent / "results" / "family"
@@ -33,9 +31,7 @@ def stage_codes(model, data, upto: int):
 
 
 def probe(codes_train, y_train, codes_test, y_test) -> float:
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300))
-    clf.fit(codes_train, y_train)
-    return clf.score(codes_test, y_test)
+    return linear_probe(codes_train, y_train, codes_test, y_test, [str(i) for i in range(10)], max_iter=300).accuracy
 
 
 def main() -> None:

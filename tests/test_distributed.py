@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from caekit import api
+from caekit.models import create_model
 from caekit.data.imageset import Batches
 from caekit.runs import RunFolder
 from caekit.train import distributed
@@ -94,6 +96,52 @@ def test_two_gloo_ranks_match_one_process_and_resume(tmp_path: Path) -> None:
     # The losses fell, so the two runs agree on real training rather than on an untouched model.
     assert rows[1]["train_loss"] < rows[0]["train_loss"]
     assert ddp_run.read_json("results.json")["test"]["loss"] == pytest.approx(single.test["loss"], rel=1e-4)
+
+
+RANK_SCRIPT = """
+import sys
+import torch
+from safetensors.torch import save_file
+from caekit.config import OptimConfig, TrainConfig
+from caekit.data.datasets import load_dataset
+from caekit.models import create_model
+from caekit.train import distributed
+from caekit.train.engine import Engine
+from caekit.train.objectives import build_objective
+
+kind, out = sys.argv[1], sys.argv[2]
+torch.manual_seed(0)
+if kind == "gan":
+    model, objective = create_model("dcgan", input_shape=(1, 8, 8), latent_dim=4, width=8), build_objective("gan")
+else:
+    model, objective = create_model("vae", input_shape=(1, 8, 8), latent_dim=2, channels=[4]), build_objective("elbo")
+engine = Engine(model, objective, TrainConfig(epochs=1, batch_size=16, progress=False, device="cpu"), OptimConfig())
+rank = engine.dist.rank
+torch.manual_seed(100 + rank)  # each rank draws its own noise, as in a real run
+engine.train_epoch(engine.batches(load_dataset("digits").subset(list(range(256))), shuffle=True), 0)
+save_file({k: v.detach().contiguous() for k, v in model.named_parameters()}, f"{out}/rank{rank}.safetensors")  # BN statistics stay per rank
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["gan", "vae"])
+def test_objectives_that_call_model_parts_keep_ranks_in_step(tmp_path: Path, kind: str) -> None:
+    """A GAN's and a VAE's steps call submodules; their gradients must still be all-reduced, or ranks drift apart."""
+    script = tmp_path / "rank.py"
+    script.write_text(RANK_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script), kind, str(tmp_path)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [load_file(tmp_path / f"rank{r}.safetensors") for r in range(2)]
+    torch.manual_seed(0)
+    initial = create_model("dcgan", input_shape=(1, 8, 8), latent_dim=4, width=8) if kind == "gan" else \
+        create_model("vae", input_shape=(1, 8, 8), latent_dim=2, channels=[4])
+    moved = 0
+    for key, value in ranks[0].items():
+        torch.testing.assert_close(ranks[1][key], value, rtol=1e-5, atol=1e-6, msg=key)
+        moved += not torch.equal(value, dict(initial.named_parameters())[key])
+    assert moved > len(ranks[0]) // 2  # they agree on trained weights, not on an untouched model
 
 
 def _devices() -> list[str]:

@@ -13,6 +13,7 @@ from caekit.data.datasets import load_dataset
 from caekit.evaluate.generative import elbo_and_nll
 from caekit.models import create_model
 from caekit.models.vae import ConvVAE, kl_standard_normal
+from caekit.train.checkpoint import read_checkpoint
 from caekit.train.generative import ELBO
 
 
@@ -77,3 +78,16 @@ def test_elbo_training_through_the_engine_improves_the_bound(tmp_path):
     assert result.test["elbo"] == pytest.approx(-result.test["loss"])
     for picture in ("prior_samples.png", "interpolation.png", "manifold.png", "samples_per_epoch.png"):
         assert (result.run.path / picture).stat().st_size > 1000
+
+
+def test_kl_warmup_goes_on_where_a_resumed_run_stopped(tmp_path):
+    config = {"runs_dir": str(tmp_path), "model": {"name": "vae", "args": {"latent_dim": 2, "channels": [4]}},
+              "data": {"name": "digits", "image_size": 8, "limit": 120, "val_fraction": 0.2},
+              "objective": {"name": "elbo", "args": {"warmup_steps": 100}}, "train": {"batch_size": 32, "progress": False}}
+    straight = train({**config, "name": "straight", "train": {**config["train"], "epochs": 2}})
+    train({**config, "name": "stopped", "train": {**config["train"], "epochs": 1}})
+    resumed = train(resume=tmp_path / "stopped", overrides={"train.epochs": 2})
+    # 96 training images in batches of 32: 3 steps an epoch, so the KL weight is 3/100 after one epoch, 6/100 after two.
+    assert [round(r["train_beta"], 4) for r in resumed.history] == [round(r["train_beta"], 4) for r in straight.history]
+    _, meta = read_checkpoint(resumed.run.checkpoint("last"))
+    assert meta["objective_state"] == {"steps": 6}

@@ -64,11 +64,11 @@ def test_linear_probe_leaves_the_encoder_untouched(digits16) -> None:
     model = EncoderClassifier(create_model("backbone_ae", backbone="resnet18", input_shape=(1, 16, 16), depth=1),
                               10, (1, 16, 16), mode="linear")
     before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
-    head_before = model.head.weight.clone()
+    head_before = model.head[-1].weight.clone()
     engine, history = _train(model, digits16, epochs=2)
     after = model.encoder.state_dict()
     assert all(torch.equal(before[k], after[k].cpu()) for k in before)  # weights and BN running stats bit-identical
-    assert not torch.equal(head_before, model.head.weight.detach().cpu())
+    assert not torch.equal(head_before, model.head[-1].weight.detach().cpu())
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert not any(p.requires_grad for p in model.encoder.parameters())
     assert model.train().encoder.training is False
@@ -77,8 +77,26 @@ def test_linear_probe_leaves_the_encoder_untouched(digits16) -> None:
 def test_mlp_head_is_frozen_encoder_plus_two_layers() -> None:
     model = create_model("encoder_classifier", autoencoder="cae28", num_classes=4, mode="mlp", hidden=32, input_shape=(1, 28, 28))
     assert model.code_size == 144 and list(model.parameter_groups()) == ["head"]
-    assert [type(m).__name__ for m in model.head] == ["Linear", "ReLU", "Dropout", "Linear"]
+    assert [type(m).__name__ for m in model.head] == ["BatchNorm1d", "Linear", "ReLU", "Dropout", "Linear"]
     assert "decoder" not in " ".join(model.state_dict())  # the unused decoder is dropped
+
+
+def test_code_norm_makes_the_head_blind_to_the_scale_of_the_codes() -> None:
+    """A reconstruction-trained code can sit 100x off a fresh one's scale; the head must see nearly the same thing."""
+    torch.manual_seed(0)
+    x = torch.rand(64, 1, 28, 28)
+    change = {}
+    for code_norm in (True, False):
+        model = create_model("encoder_classifier", autoencoder="cae28", num_classes=10, mode="linear", code_norm=code_norm,
+                             input_shape=(1, 28, 28)).train()
+        before = model(x)
+        last_conv = [m for m in model.encoder.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        with torch.no_grad():  # ReLU and max-pool commute with a positive scale: the codes become 50x larger
+            last_conv.weight.mul_(50)
+            last_conv.bias.mul_(50)
+        change[code_norm] = ((model(x) - before).norm() / before.norm()).item()
+    # not exactly 0: batch norm's eps matters for units that are almost constant over the batch
+    assert change[True] < 0.2 and change[False] > 10
 
 
 def test_finetune_trains_the_encoder_with_its_own_learning_rate(digits16) -> None:

@@ -100,5 +100,18 @@ def evaluate_classifier(model: Any, data: ImageSet, batch_size: int = 512, top_p
     return classification_report(data.labels.numpy(), predicted.numpy(), data.classes, top_pairs)
 
 
-__all__ = ["ClassificationReport", "classification_report", "evaluate_classifier", "most_confused", "small_classes",
-           "warn_small_classes"]
+def linear_probe(train_codes: np.ndarray, train_labels: Any, test_codes: np.ndarray, test_labels: Any,
+                 classes: list[str], max_iter: int = 1000) -> ClassificationReport:
+    """Logistic regression on standardised codes (scikit-learn): how linearly separable the classes are in a code."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)  # convergence chatter; max_iter bounds the cost
+        probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter)).fit(train_codes, np.asarray(train_labels))
+    return classification_report(test_labels, probe.predict(test_codes), classes)
+
+
+__all__ = ["ClassificationReport", "classification_report", "evaluate_classifier", "linear_probe", "most_confused",
+           "small_classes", "warn_small_classes"]

@@ -36,7 +36,7 @@ class EncoderClassifier(nn.Module):
     """``autoencoder.encode(x)`` -> head -> logits. A frozen encoder has no trainable parameters and stays in eval mode."""
 
     def __init__(self, autoencoder: nn.Module, num_classes: int, input_shape: Shape, mode: str = "finetune",
-                 head: str | None = None, hidden: int = 256, dropout: float = 0.5) -> None:
+                 head: str | None = None, hidden: int = 256, dropout: float = 0.5, code_norm: bool = True) -> None:
         super().__init__()
         if mode not in MODES:
             raise ConfigError(f"unknown classifier mode '{mode}'; choose one of: {', '.join(MODES)}")
@@ -53,11 +53,16 @@ class EncoderClassifier(nn.Module):
             code_size = autoencoder.eval().encode(torch.zeros(2, *input_shape)).shape[1]
         autoencoder.train(was_training)
         self.code_size = int(code_size)
+        # A reconstruction-trained code is far from zero-mean, unit-scale (MNIST cae28: mean ~7, std ~4, 100x a
+        # fresh encoder's), which stalls a freshly initialised head; a parameter-free batch norm puts every code
+        # unit on one scale first, as linear-probe protocols do. The from-scratch control gets the same head.
+        norm: list[nn.Module] = [nn.BatchNorm1d(self.code_size, affine=False)] if code_norm else []
         if head == "linear":
-            self.head: nn.Module = nn.Linear(self.code_size, num_classes)
+            layers: list[nn.Module] = [nn.Linear(self.code_size, num_classes)]
         else:
-            self.head = nn.Sequential(nn.Linear(self.code_size, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
-                                      nn.Linear(hidden, num_classes))
+            layers = [nn.Linear(self.code_size, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+                      nn.Linear(hidden, num_classes)]
+        self.head: nn.Module = nn.Sequential(*norm, *layers)
         self.frozen = mode in ("linear", "mlp")
         if self.frozen:
             self.encoder.requires_grad_(False)
@@ -136,10 +141,10 @@ def build_autoencoder(autoencoder: str | dict[str, Any] = "cae28", pretrained: s
 @register_model("encoder_classifier")
 def encoder_classifier(autoencoder: str | dict[str, Any] = "cae28", pretrained: str | None = None, num_classes: int = 10,
                        mode: str = "finetune", head: str | None = None, hidden: int = 256, dropout: float = 0.5,
-                       input_shape: Shape | None = None) -> EncoderClassifier:
+                       code_norm: bool = True, input_shape: Shape | None = None) -> EncoderClassifier:
     """Encoder + FC head (modes: linear probe, frozen MLP, finetune) on a trained or fresh autoencoder."""
     model, shape = build_autoencoder(autoencoder, pretrained, input_shape)
-    return EncoderClassifier(model, num_classes, shape, mode, head, hidden, dropout)
+    return EncoderClassifier(model, num_classes, shape, mode, head, hidden, dropout, code_norm)
 
 
 # --------------------------------------------------------------------------------------------- classic baselines

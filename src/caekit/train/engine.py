@@ -23,7 +23,7 @@ from caekit.errors import CheckpointError, ConfigError, TrainingDiverged
 from caekit.runs import RunFolder
 from caekit.train import distributed
 from caekit.train.checkpoint import read_checkpoint, restore, save_checkpoint
-from caekit.train.objectives import Objective
+from caekit.train.objectives import Objective, PassThrough
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -88,7 +88,8 @@ class Engine:
         self.net: nn.Module = self.model
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            self.net = nn.parallel.DistributedDataParallel(PassThrough(self.model), device_ids=ids,
+                                                           find_unused_parameters=objective.uses_part_of_model)
         if train.compile:
             self.net = torch.compile(self.net)  # type: ignore[assignment]
 
@@ -222,7 +223,7 @@ class Engine:
 
     def checkpoint_meta(self, state: dict[str, Any]) -> dict[str, Any]:
         schedulers = {k: s.state_dict() for k, s in self.schedulers.items() if s is not None}
-        return {**self.meta, "train_state": state, "schedulers": schedulers}
+        return {**self.meta, "train_state": state, "schedulers": schedulers, "objective_state": self.objective.state_dict()}
 
     def _save(self, state: dict[str, Any], improved: bool) -> None:
         if self.run is None:
@@ -256,6 +257,7 @@ class Engine:
         for name, scheduler in self.schedulers.items():
             if scheduler is not None and name in meta.get("schedulers", {}):
                 scheduler.load_state_dict(meta["schedulers"][name])
+        self.objective.load_state_dict(meta.get("objective_state", {}))
         rng = extra.get(f"rng_cpu.{self.dist.rank}" if self.dist.rank else "rng_cpu")
         if rng is not None:
             torch.set_rng_state(rng)

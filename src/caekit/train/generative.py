@@ -22,7 +22,7 @@ from caekit.data.noise import Corruption, seeded
 from caekit.errors import ConfigError
 from caekit.evaluate.metrics import psnr, ssim
 from caekit.runs import RunFolder
-from caekit.train.objectives import Objective, Reconstruct, Step, reconstruction_loss, register_objective, unwrap
+from caekit.train.objectives import Objective, Reconstruct, Step, call, reconstruction_loss, register_objective, unwrap
 
 # --------------------------------------------------------------------------------------------- denoising
 
@@ -86,11 +86,9 @@ class GreedyStage(Objective):
         self.loss_name = loss
 
     def _pair(self, model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
-        net = unwrap(model)
-        if getattr(net, "train_stage", None) is None:
+        if getattr(unwrap(model), "train_stage", None) is None:
             raise ConfigError("objective 'stage' needs a stacked model with model.args.train_stage set")
-        target = net.stage_target(x)
-        return net.stage_forward(target), target
+        return call(model, _stage_pair, x)
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         output, target = self._pair(model, batch["image"])
@@ -110,6 +108,11 @@ class GreedyStage(Objective):
         for decoder in reversed(list(net.decoders)[:k]):
             code = decoder(code)
         return [viz.reconstructions(images, code, folder / "reconstructions.png", title=f"through stage {k + 1}")]
+
+
+def _stage_pair(net: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+    target = net.stage_target(x)
+    return net.stage_forward(target), target
 
 
 @dataclass
@@ -214,21 +217,17 @@ class ELBO(Objective):
 
     def terms(self, model: nn.Module, batch: dict[str, Tensor], generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Per-image reconstruction NLL and KL, both in nats."""
-        from caekit.models.vae import kl_standard_normal
-
-        net = unwrap(model)
         x = binarise(batch["image"], self.binarise, generator)
-        labels = _labels(net, batch)
-        mean, logvar = net.posterior(x, labels)
-        z = net.reparameterise(mean, logvar)
-        rec = -net.log_likelihood(net.decode_raw(z, labels), x)
-        return rec, kl_standard_normal(mean, logvar)
+        return call(model, _vae_terms, x, _labels(unwrap(model), batch))
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         rec, kl = self.terms(model, batch)
         weight = self.kl_weight()
         return (rec + weight * kl).mean(), {"rec": rec.mean().detach(), "kl": kl.mean().detach(),
                                             "beta": torch.tensor(weight, device=rec.device)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps}
 
     def train_step(self, model: nn.Module, batch: dict[str, Tensor], step: Step) -> dict[str, Tensor]:
         metrics = super().train_step(model, batch, step)
@@ -262,6 +261,14 @@ class ELBO(Objective):
         return paths
 
 
+def _vae_terms(net: nn.Module, x: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor]:
+    from caekit.models.vae import kl_standard_normal
+
+    mean, logvar = net.posterior(x, labels)
+    z = net.reparameterise(mean, logvar)
+    return -net.log_likelihood(net.decode_raw(z, labels), x), kl_standard_normal(mean, logvar)
+
+
 # --------------------------------------------------------------------------------------------- GAN
 
 
@@ -277,6 +284,7 @@ class GAN(Objective):
 
     monitor = "epoch"
     monitor_mode = "max"
+    uses_part_of_model = True  # a discriminator step runs the generator without gradients
 
     def __init__(self, d_steps: int = 1, label_smoothing: float = 0.0, lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999),
                  weight_decay: float = 0.0, seed: int = 1234) -> None:
@@ -290,6 +298,9 @@ class GAN(Objective):
         self.samples_per_epoch: list[Tensor] = []
         self._trained = False
         self._last_g = torch.zeros(())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"count": self.count}
 
     def param_groups(self, model: nn.Module) -> dict[str, Iterable[nn.Parameter]]:
         net = unwrap(model)
@@ -314,16 +325,15 @@ class GAN(Objective):
         return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
 
     def train_step(self, model: nn.Module, batch: dict[str, Tensor], step: Step) -> dict[str, Tensor]:
-        net = unwrap(model)
         real = batch["image"] * 2 - 1
-        labels = _labels(net, batch)
-        d_loss, d_real, d_fake = self.discriminator_loss(net, real, labels)
+        labels = _labels(unwrap(model), batch)
+        d_loss, d_real, d_fake = call(model, self.discriminator_loss, real, labels)
         d_loss = d_loss.mean()
         step("discriminator", d_loss)
         self.count += 1
         self._trained = True
         if self.count % self.d_steps == 0:
-            g_loss = self.generator_loss(net, len(real), labels)
+            g_loss = call(model, self.generator_loss, len(real), labels)
             step("generator", g_loss)
             self._last_g = g_loss.detach()
         g = self._last_g.to(d_loss.device)

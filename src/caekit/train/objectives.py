@@ -34,6 +34,31 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
+class PassThrough(nn.Module):
+    """What DistributedDataParallel wraps: calls the model, or runs ``through(model, ...)`` inside DDP's forward.
+
+    DDP synchronises the gradients of parameters that a call of its ``forward`` used. Objectives that reach into a
+    model's parts (a GAN's generator and discriminator, a VAE's posterior and decoder) go through ``call`` below,
+    so their gradients are all-reduced like those of a plain ``model(x)``.
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, *args: Any, through: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
+        if through is not None:
+            return through(self.module, *args, **kwargs)
+        return self.module(*args, **kwargs)
+
+
+def call(model: nn.Module, function: Callable[..., Any], *args: Any) -> Any:
+    """``function(inner_model, *args)``, run inside the DDP wrapper's forward when there is one."""
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        return model(*args, through=function)
+    return function(unwrap(model), *args)
+
+
 def reconstruction_loss(name: str, output: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """mse (the lecture's 'Euclidean'), l1 or bce, in float32 even under autocast."""
     output, target = output.float(), target.float()
@@ -52,6 +77,15 @@ class Objective:
 
     monitor = "val_loss"  # the validation metric that picks the best checkpoint and drives early stopping
     monitor_mode = "min"
+    uses_part_of_model = False  # True when a training step may leave some trainable parameters without gradients
+
+    def state_dict(self) -> dict[str, Any]:
+        """Counters the objective keeps across steps (JSON-able), saved in checkpoints so a resumed run goes on."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         raise NotImplementedError
