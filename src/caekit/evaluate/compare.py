@@ -81,7 +81,9 @@ class SampleConfig(_Strict):
         return self
 
     def describe(self) -> str:
-        return f"{self.per_class} labels per class" if self.per_class else f"{self.fraction:g} of the labels"
+        if self.per_class:
+            return f"{self.per_class} labels per class"
+        return "all labels" if self.fraction == 1 else f"{self.fraction:.0%} of the labels"
 
 
 class EntryConfig(_Strict):
