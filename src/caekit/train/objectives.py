@@ -54,7 +54,7 @@ class PassThrough(nn.Module):
 
 def call(model: nn.Module, function: Callable[..., Any], *args: Any) -> Any:
     """``function(inner_model, *args)``, run inside the DDP wrapper's forward when there is one."""
-    if isinstance(model, nn.parallel.DistributedDataParallel):
+    if isinstance(getattr(model, "_orig_mod", model), nn.parallel.DistributedDataParallel):  # also under torch.compile
         return model(*args, through=function)
     return function(unwrap(model), *args)
 
