@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import load_file
 
 from caekit import api
-from caekit.models import create_model
 from caekit.data.imageset import Batches
+from caekit.models import create_model
 from caekit.runs import RunFolder
 from caekit.train import distributed
 from caekit.train.checkpoint import model_state, read_checkpoint
