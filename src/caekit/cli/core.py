@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from caekit.cli.options import image_files_and_model
 
 
 def _data_overrides(dataset: str | None, data_root: str | None, image_size: int | None, channels: int | None,
@@ -85,9 +86,7 @@ def demo(epochs: int, runs_dir: str, no_progress: bool) -> None:
 
 
 @click.command()
-@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--model", "run", required=True, type=click.Path(exists=True), help="Run folder or .safetensors checkpoint.")
-@click.option("--out", type=click.Path(file_okay=False), default="reconstructions", show_default=True)
+@image_files_and_model("reconstructions")
 def reconstruct(images: tuple[str, ...], run: str, out: str) -> None:
     """Reconstruct image files with a trained model; writes each reconstruction and a comparison picture."""
     from PIL import Image

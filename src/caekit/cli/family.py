@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
+from caekit.cli.options import image_files_and_model
+
 COMMANDS: list[click.Command] = []
 
 
 @click.command()
-@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--model", "run", required=True, type=click.Path(exists=True), help="Run folder or .safetensors of a denoising model.")
-@click.option("--out", type=click.Path(file_okay=False), default="denoised", show_default=True)
+@image_files_and_model("denoised", "Run folder or .safetensors of a denoising model.")
 @click.option("--add-noise", type=click.Choice(["gaussian", "salt_pepper", "mask"]),
               help="Corrupt the images first (to try a model on clean files); writes the noisy inputs too.")
 @click.option("--level", type=float, default=0.3, show_default=True, help="Noise level for --add-noise (sigma, amount or fraction).")

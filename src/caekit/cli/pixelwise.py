@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
+from caekit.cli.options import image_files_and_model
+
 COMMANDS: list[click.Command] = []
 
 
 @click.command()
-@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--model", "run", required=True, type=click.Path(exists=True), help="Run folder or .safetensors checkpoint.")
-@click.option("--out", type=click.Path(file_okay=False), default="segmentations", show_default=True)
+@image_files_and_model("segmentations")
 @click.option("--masks", "mask_dir", type=click.Path(exists=True, file_okay=False),
               help="Folder of ground-truth masks with the images' names: adds them to the overlays and scores them.")
 def segment(images: tuple[str, ...], run: str, out: str, mask_dir: str | None) -> None:
@@ -28,9 +28,7 @@ def segment(images: tuple[str, ...], run: str, out: str, mask_dir: str | None) -
 
 
 @click.command()
-@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--model", "run", required=True, type=click.Path(exists=True), help="Run folder or .safetensors checkpoint.")
-@click.option("--out", type=click.Path(file_okay=False), default="upscaled", show_default=True)
+@image_files_and_model("upscaled")
 def upscale(images: tuple[str, ...], run: str, out: str) -> None:
     """Upscale image files by the model's scale: NAME_xS.png, NAME_bicubic.png and comparison.png."""
     from caekit.api import load

@@ -144,14 +144,18 @@ def train_stacked(config: dict[str, Any], stages: list[dict[str, Any]], stage_ep
     # the stacked model's own options (e.g. input_shape, output_activation) carry over; another model's do not
     model_args = dict(base["model"].get("args", {})) if base["model"]["name"] == "stacked" else {}
     loss = base["objective"]["args"].get("loss", "mse") if base["objective"]["name"] in ("reconstruct", "stage") else "mse"
-    for k in range(len(stages)):
+
+    def run_config(suffix: str, train_stage: int | None, objective: str, epochs: int | None) -> dict[str, Any]:
         cfg = copy.deepcopy(base)
-        cfg["name"] = f"{name}-stage{k + 1}"
-        cfg["model"] = {"name": "stacked", "args": {**model_args, "stages": stages, "train_stage": k, "init": init}}
-        cfg["objective"] = {"name": "stage", "args": {"loss": loss}}
-        if stage_epochs:
-            cfg["train"]["epochs"] = stage_epochs
-        result = train(cfg)
+        cfg["name"] = f"{name}-{suffix}"
+        cfg["model"] = {"name": "stacked", "args": {**model_args, "stages": stages, "train_stage": train_stage, "init": init}}
+        cfg["objective"] = {"name": objective, "args": {"loss": loss}}
+        if epochs:
+            cfg["train"]["epochs"] = epochs
+        return cfg
+
+    for k in range(len(stages)):
+        result = train(run_config(f"stage{k + 1}", k, "stage", stage_epochs))
         tests.append(result.test)
         if result.run is None:
             raise ConfigError("greedy stacking keeps each stage's run folder; it cannot run with write_run=False")
@@ -160,13 +164,7 @@ def train_stacked(config: dict[str, Any], stages: list[dict[str, Any]], stage_ep
     assert result is not None
     finetune_run = None
     if finetune_epochs != 0:
-        cfg = copy.deepcopy(base)
-        cfg["name"] = f"{name}-finetune"
-        cfg["model"] = {"name": "stacked", "args": {**model_args, "stages": stages, "train_stage": None, "init": init}}
-        cfg["objective"] = {"name": "reconstruct", "args": {"loss": loss}}
-        if finetune_epochs:
-            cfg["train"]["epochs"] = finetune_epochs
-        result = train(cfg)
+        result = train(run_config("finetune", None, "reconstruct", finetune_epochs))
         finetune_run = result.run.path if result.run else None
     return StackedResult(runs, finetune_run, result.model, result.test, tests)
 
