@@ -15,8 +15,7 @@ from torch import Tensor, nn
 
 from caekit.layers import conv_block
 from caekit.models.cae import EncoderOutput
-from caekit.models.fcn import (VGG16_BLOCKS, EncoderInfo, PixelwiseNet, Task, Upsample, build_encoder, check_task,
-                               check_upsample, conv3x3, network_input)
+from caekit.models.fcn import VGG16_BLOCKS, EncoderInfo, PixelwiseNet, Task, Upsample, conv3x3, encoder_decoder
 from caekit.models.registry import register_model
 
 
@@ -57,14 +56,9 @@ def deconvnet(input_shape: tuple[int, int, int] | None = None, task: Task = "seg
               encoder: str = "vgg", depth: int = 3, width: int = 32, batch_norm: bool = True, upsample: str = "max",
               spec: Any = None, encoder_weights: str | None = None) -> PixelwiseNet:
     """DeconvNet: VGG-16-style encoder, mirrored decoder of max-unpooling and transposed convolutions."""
-    check_task(task, classes, scale)
-    in_channels, size = network_input(input_shape, task, scale, depth)
-    net, info = build_encoder(encoder, in_channels, size, depth, width, 2, batch_norm, False, spec, encoder_weights)
-    check_upsample(upsample, info, encoder)
-    decoder = DeconvNetDecoder(info, upsample, VGG16_BLOCKS[:depth] if encoder == "vgg" else (2,) * depth, batch_norm)
-    config = dict(task=task, encoder=encoder, depth=depth, width=width, upsample=upsample)
-    return PixelwiseNet(net, decoder, decoder.out_channels, task, in_channels, classes, scale,
-                        tuple(input_shape) if input_shape else None, config)  # type: ignore[arg-type]
+    blocks = VGG16_BLOCKS[:depth] if encoder == "vgg" else (2,) * depth
+    return encoder_decoder(lambda info: DeconvNetDecoder(info, upsample, blocks, batch_norm), input_shape, task, classes,
+                           scale, encoder, depth, width, 2, batch_norm, False, upsample, spec, encoder_weights)
 
 
 __all__ = ["DeconvNetDecoder", "deconvnet"]

@@ -16,6 +16,7 @@ targets the size recorded by the encoder, and the output is finally brought to t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -208,6 +209,21 @@ def network_input(input_shape: tuple[int, int, int] | list[int] | None, task: st
     return c, (h, w)
 
 
+def encoder_decoder(make_decoder: Callable[[EncoderInfo], nn.Module], input_shape: tuple[int, int, int] | None, task: Task,
+                    classes: int, scale: int, encoder: str, depth: int, width: int, convs: int, batch_norm: bool,
+                    keep_skips: bool, upsample: str, spec: Any, encoder_weights: str | None) -> PixelwiseNet:
+    """The build every decoder-with-features network shares: check the task, build the encoder, add
+    ``make_decoder(info)`` (which exposes ``out_channels``) and the task's head."""
+    check_task(task, classes, scale)
+    in_channels, size = network_input(input_shape, task, scale, depth)
+    net, info = build_encoder(encoder, in_channels, size, depth, width, convs, batch_norm, keep_skips, spec, encoder_weights)
+    check_upsample(upsample, info, encoder)
+    decoder = make_decoder(info)
+    config = dict(task=task, encoder=encoder, depth=depth, width=width, upsample=upsample)
+    return PixelwiseNet(net, decoder, decoder.out_channels, task, in_channels, classes, scale,  # type: ignore[arg-type]
+                        tuple(input_shape) if input_shape else None, config)  # type: ignore[arg-type]
+
+
 # --------------------------------------------------------------------------------------------- FCN baseline
 
 
@@ -266,5 +282,5 @@ def fcn(input_shape: tuple[int, int, int] | None = None, task: Task = "segment",
 
 
 __all__ = ["ENCODERS", "EncoderInfo", "FCNDecoder", "PixelwiseNet", "SegmentationHead", "SuperResolutionHead", "Upsample",
-           "build_encoder", "check_task", "check_upsample", "conv3x3", "fcn", "network_input",
+           "build_encoder", "check_task", "check_upsample", "conv3x3", "encoder_decoder", "fcn", "network_input",
            "plain_encoder_spec"]

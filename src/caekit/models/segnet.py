@@ -12,8 +12,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from caekit.models.cae import EncoderOutput
-from caekit.models.fcn import (EncoderInfo, PixelwiseNet, Task, Upsample, build_encoder, check_task, check_upsample, conv3x3,
-                               network_input)
+from caekit.models.fcn import EncoderInfo, PixelwiseNet, Task, Upsample, conv3x3, encoder_decoder
 from caekit.models.registry import register_model
 
 
@@ -46,14 +45,8 @@ def segnet(input_shape: tuple[int, int, int] | None = None, task: Task = "segmen
            encoder: str = "cae", depth: int = 3, width: int = 32, convs: int = 2, batch_norm: bool = True,
            upsample: str = "max", spec: Any = None, encoder_weights: str | None = None) -> PixelwiseNet:
     """SegNet: max-pool switches drive max-unpooling in the decoder (upsample kind swappable)."""
-    check_task(task, classes, scale)
-    in_channels, size = network_input(input_shape, task, scale, depth)
-    net, info = build_encoder(encoder, in_channels, size, depth, width, convs, batch_norm, False, spec, encoder_weights)
-    check_upsample(upsample, info, encoder)
-    decoder = SegNetDecoder(info, upsample, convs, batch_norm)
-    config = dict(task=task, encoder=encoder, depth=depth, width=width, upsample=upsample)
-    return PixelwiseNet(net, decoder, decoder.out_channels, task, in_channels, classes, scale,
-                        tuple(input_shape) if input_shape else None, config)  # type: ignore[arg-type]
+    return encoder_decoder(lambda info: SegNetDecoder(info, upsample, convs, batch_norm), input_shape, task, classes, scale,
+                           encoder, depth, width, convs, batch_norm, False, upsample, spec, encoder_weights)
 
 
 __all__ = ["SegNetDecoder", "segnet"]
