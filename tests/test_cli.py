@@ -74,6 +74,11 @@ def test_train_reconstruct_and_encode(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 0
     codes = np.load(tmp_path / "codes.npz")
     assert codes["codes"].shape == (360, 64) and codes["labels"].shape == (360,)
+    code, out, _ = run_cli(["classify", "--model", str(run), "--mode", "finetune", "--per-class", "10", "--epochs", "1",
+                            "--l2-sp", "0.01", "--runs-dir", str(tmp_path / "clf")], capsys)
+    assert code == 0 and "macro" in out
+    config = (next((tmp_path / "clf").rglob("config.yaml"))).read_text()
+    assert "l2_sp: 0.01" in config and "mode: finetune" in config
 
 
 def test_module_entry_point_exits_non_zero_without_traceback(tmp_path: Path) -> None:

@@ -59,6 +59,32 @@ def test_generator_step_leaves_the_discriminator_alone():
     assert not any(_changed(d0, model.discriminator)) and all(_changed(g0, model.generator))
 
 
+def test_averaged_generator_follows_each_generator_step_and_is_what_samples(tmp_path):
+    from caekit.api import CHECKPOINT_FORMAT, load
+    from caekit.train.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = create_model("dcgan", input_shape=(1, 8, 8), latent_dim=4, width=8, ema_decay=0.75)
+    objective = GAN(d_steps=2)
+    engine = _engine(model, objective)
+    batch = {"image": torch.rand(16, 1, 8, 8), "label": torch.zeros(16, dtype=torch.long)}
+    start = _params(model.generator_ema)
+    objective.train_step(model, batch, engine._step)  # a discriminator step: the average stays
+    assert not any(_changed(start, model.generator_ema))
+    objective.train_step(model, batch, engine._step)  # then a generator step: the average moves a quarter of the way
+    for avg, old, new in zip(model.generator_ema.parameters(), start, model.generator.parameters()):
+        torch.testing.assert_close(avg, 0.75 * old + 0.25 * new.detach())
+    assert not any(p.requires_grad for p in model.generator_ema.parameters())
+    z = model.noise(4)
+    model.eval()
+    torch.testing.assert_close(model(z), (model.generator_ema(z) + 1) / 2)
+    assert not torch.allclose(model(z), (model.generator(z) + 1) / 2)
+    save_checkpoint(tmp_path / "gan.safetensors", model, {"format": CHECKPOINT_FORMAT, "image_shape": [1, 8, 8], "model": {
+        "name": "dcgan", "args": {"input_shape": [1, 8, 8], "latent_dim": 4, "width": 8, "ema_decay": 0.75}}})
+    loaded, _ = load(tmp_path / "gan.safetensors")
+    torch.testing.assert_close(loaded.eval()(z), model(z))
+
+
 def test_gan_optimisers_follow_dcgan_defaults_and_label_smoothing_changes_the_target():
     model = create_model("dcgan", input_shape=(1, 8, 8), latent_dim=4, width=8)
     engine = _engine(model, GAN())

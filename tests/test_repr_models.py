@@ -111,6 +111,38 @@ def test_finetune_trains_the_encoder_with_its_own_learning_rate(digits16) -> Non
     assert history[-1]["train_loss"] < history[0]["train_loss"]
 
 
+def test_l2_sp_pulls_the_encoder_towards_its_start_instead_of_zero(digits16) -> None:
+    """With a strong pull the encoder stays near where it started; plain weight decay (the same strength) shrinks it."""
+    def train(**objective_args):
+        torch.manual_seed(0)
+        model = create_model("encoder_classifier", autoencoder="cae28", num_classes=10, mode="finetune", input_shape=(1, 16, 16))
+        start = [p.detach().clone() for p in model.encoder.parameters()]
+        engine = Engine(model, build_objective("classify", **objective_args),
+                        TrainConfig(epochs=2, batch_size=32, progress=False, device="cpu"), OptimConfig(lr=1e-2, weight_decay=5.0))
+        history = engine.fit(digits16)
+        drift = sum((p.detach() - s).pow(2).sum() for p, s in zip(model.encoder.parameters(), start)).sqrt().item()
+        return engine, history, drift
+
+    engine, history, drift_sp = train(l2_sp=5.0)
+    head, encoder = engine.optimizers["model"].param_groups
+    assert (head["weight_decay"], encoder["weight_decay"]) == (5.0, 0.0)  # the head keeps the run's weight decay
+    assert "train_l2_sp_drift" in history[-1]
+    _, _, drift_wd = train()
+    assert drift_sp < 0.5 * drift_wd
+    with pytest.raises(ConfigError, match="no encoder"):
+        Engine(create_model("lenet5", num_classes=10, input_shape=(1, 16, 16)), build_objective("classify", l2_sp=1.0),
+               TrainConfig(epochs=1, progress=False, device="cpu"), OptimConfig())
+
+
+def test_equal_validation_accuracy_is_decided_by_the_validation_loss() -> None:
+    from caekit.api import _best_epoch
+
+    history = [{"epoch": 1, "val_accuracy": 0.95, "val_loss": 0.30}, {"epoch": 2, "val_accuracy": 0.94, "val_loss": 0.20},
+               {"epoch": 3, "val_accuracy": 0.95, "val_loss": 0.25}, {"epoch": 4, "val_accuracy": 0.95, "val_loss": 0.27}]
+    assert _best_epoch(history, build_objective("classify")) == 3
+    assert _best_epoch(history, build_objective("classify", monitor="loss")) == 2
+
+
 def test_classifier_from_a_trained_run_starts_from_its_weights(tmp_path: Path) -> None:
     from caekit.api import load, train
 

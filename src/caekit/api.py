@@ -30,7 +30,7 @@ from caekit.runs import RunFolder
 from caekit.train import distributed
 from caekit.train.checkpoint import read_checkpoint, restore
 from caekit.train.engine import Engine, resolve_device
-from caekit.train.objectives import build_objective
+from caekit.train.objectives import Objective, build_objective
 
 CHECKPOINT_FORMAT = "caekit-checkpoint-1"
 
@@ -121,15 +121,14 @@ def train(config: RunConfig | dict[str, Any] | str | Path | None = None, overrid
         engine.close()
     model = engine.model.eval()
     if run is not None and distributed.current().is_main:
-        run.write_json("results.json", {"test": test, "epochs": len(history), "best_epoch": _best_epoch(history, objective.monitor, objective.monitor_mode)})
+        run.write_json("results.json", {"test": test, "epochs": len(history), "best_epoch": _best_epoch(history, objective)})
         draw_run_pictures(run, model, objective, splits, history)
     return TrainResult(run, model, history, test, splits)
 
 
-def _best_epoch(history: list[dict[str, float]], monitor: str, mode: str = "min") -> int | None:
-    rows = [row for row in history if monitor in row]
-    pick = min if mode == "min" else max
-    return int(pick(rows, key=lambda row: row[monitor])["epoch"]) if rows else None
+def _best_epoch(history: list[dict[str, float]], objective: Objective) -> int | None:
+    rows = [row for row in history if objective.monitor in row]
+    return int(min(rows, key=objective.rank)["epoch"]) if rows else None
 
 
 def evaluate_run(path: str | Path, checkpoint: str = "best", split: str = "test", pictures: bool = True) -> dict[str, float]:
@@ -150,7 +149,7 @@ def evaluate_run(path: str | Path, checkpoint: str = "best", split: str = "test"
     history = run.read_metrics()
     if distributed.current().is_main:
         run.write_json("results.json", {split: metrics, "checkpoint": checkpoint, "epochs": len(history),
-                                         "best_epoch": _best_epoch(history, objective.monitor, objective.monitor_mode)})
+                                         "best_epoch": _best_epoch(history, objective)})
         if pictures:
             draw_run_pictures(run, engine.model.eval(), objective, splits, history)
     return metrics

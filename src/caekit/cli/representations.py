@@ -105,12 +105,13 @@ def cluster(run, dataset, data_root, split_name, methods, k, max_points, pca_dim
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--encoder-lr", type=float, help="Encoder learning rate when fine-tuning.")
+@click.option("--l2-sp", type=float, help="Fine-tuning: pull the encoder towards its pre-trained weights (L2-SP) instead of weight decay.")
 @click.option("--class-weights", is_flag=True, help="Class-weighted loss (n / (k n_c)).")
 @click.option("--balanced-sampling", is_flag=True, help="Draw each class equally often.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--runs-dir", default="runs", show_default=True)
-def classify(run, dataset, data_root, mode, per_class, fraction, epochs, lr, encoder_lr, class_weights, balanced_sampling,
-             seed, runs_dir) -> None:
+def classify(run, dataset, data_root, mode, per_class, fraction, epochs, lr, encoder_lr, l2_sp, class_weights,
+             balanced_sampling, seed, runs_dir) -> None:
     """Train encoder + FC on (a sample of) labels and report per-class scores and the confusion matrix."""
     from caekit.evaluate.compare import run_compare
 
@@ -122,7 +123,7 @@ def classify(run, dataset, data_root, mode, per_class, fraction, epochs, lr, enc
         data_meta["root"] = data_root
     c, h, _ = meta["image_shape"]
     args = {k: v for k, v in {"class_weights": "balanced" if class_weights else None, "balanced_sampling": balanced_sampling or None,
-                              "encoder_lr": encoder_lr}.items() if v is not None}
+                              "encoder_lr": encoder_lr, "l2_sp": l2_sp}.items() if v is not None}
     config = {
         "name": f"classify-{mode}", "runs_dir": runs_dir,
         "data": {"name": data_meta["name"], "root": data_meta.get("root"), "image_size": h, "channels": c},

@@ -4,9 +4,14 @@ Generator: z (+ label embedding) -> ConvTranspose to a base size -> (ConvTranspo
 Discriminator: (Conv 4/2/1, LeakyReLU 0.2; BN after the first)* -> Conv over the base size -> one logit.
 A conditional discriminator sees the label as one-hot planes beside the image (cGAN, Mirza & Osindero 2014).
 Images cross the model boundary in [0, 1]; inside, the networks work in [-1, 1] as DCGAN does.
+With ``ema_decay`` > 0 the model also keeps an exponential moving average of the generator's weights (Yazici et al.
+2019), updated after every generator step; sampling uses the average, which smooths out the oscillations of
+adversarial training.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 import torch.nn.functional as F
@@ -89,22 +94,40 @@ class Discriminator(nn.Module):
 class DCGAN(nn.Module):
     """A generator and a discriminator; ``forward(z)`` and ``sample(n)`` give images in [0, 1]."""
 
-    def __init__(self, input_shape: tuple[int, int, int], latent_dim: int = 64, width: int = 64, num_classes: int = 0) -> None:
+    def __init__(self, input_shape: tuple[int, int, int], latent_dim: int = 64, width: int = 64, num_classes: int = 0,
+                 ema_decay: float = 0.0) -> None:
         super().__init__()
         c, h, w = input_shape
         if h != w:
             raise ConfigError(f"the DCGAN needs square images, got {h}x{w}")
-        self.input_shape, self.latent_dim, self.num_classes = (c, h, w), latent_dim, num_classes
+        if not 0 <= ema_decay < 1:
+            raise ConfigError(f"ema_decay must lie in [0, 1), got {ema_decay}")
+        self.input_shape, self.latent_dim, self.num_classes, self.ema_decay = (c, h, w), latent_dim, num_classes, ema_decay
         self.generator = Generator(c, h, latent_dim, width, num_classes)
         self.discriminator = Discriminator(c, h, width, num_classes)
         self.apply(dcgan_init)
+        self.generator_ema: Generator | None = None
+        if ema_decay:
+            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """Move the averaged generator towards the trained one (batch-norm statistics are copied as they are)."""
+        if self.generator_ema is None:
+            return
+        for avg, new in zip(self.generator_ema.parameters(), self.generator.parameters()):
+            avg.lerp_(new, 1 - self.ema_decay)
+        for avg, new in zip(self.generator_ema.buffers(), self.generator.buffers()):
+            avg.copy_(new)
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         device = next(self.parameters()).device
         return torch.randn(n, self.latent_dim, generator=generator, device="cpu" if generator is None else generator.device).to(device)
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        return (self.generator(z, labels) + 1) / 2
+        """Images in [0, 1] from the averaged generator when there is one."""
+        generator = self.generator_ema if self.generator_ema is not None else self.generator
+        return (generator(z, labels) + 1) / 2
 
     @torch.no_grad()
     def sample(self, n: int, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
@@ -120,12 +143,13 @@ class DCGAN(nn.Module):
 
 
 @register_model("dcgan")
-def dcgan(input_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 64, width: int = 64) -> DCGAN:
+def dcgan(input_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 64, width: int = 64, ema_decay: float = 0.0) -> DCGAN:
     """DCGAN: transposed-conv/BN/ReLU/tanh generator, strided-conv/LeakyReLU discriminator."""
-    return DCGAN(tuple(input_shape), latent_dim, width)  # type: ignore[arg-type]
+    return DCGAN(tuple(input_shape), latent_dim, width, ema_decay=ema_decay)  # type: ignore[arg-type]
 
 
 @register_model("cdcgan")
-def cdcgan(input_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 64, width: int = 64, num_classes: int = 10) -> DCGAN:
+def cdcgan(input_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 64, width: int = 64, num_classes: int = 10,
+           ema_decay: float = 0.0) -> DCGAN:
     """Class-conditional DCGAN (label embedding into G, one-hot planes into D), for augmentation."""
-    return DCGAN(tuple(input_shape), latent_dim, width, num_classes)  # type: ignore[arg-type]
+    return DCGAN(tuple(input_shape), latent_dim, width, num_classes, ema_decay)  # type: ignore[arg-type]

@@ -190,6 +190,8 @@ class Engine:
             state = self._resume()
         batches = self.batches(train, shuffle=True)
         monitor, sign = self.objective.monitor, (1 if self.objective.monitor_mode == "min" else -1)
+        if isinstance(state["best"], (int, float)):  # checkpoints before the tie-break stored the bare metric
+            state["best"] = [sign * state["best"]]
         for epoch in range(state["epoch"], cfg.epochs):
             batches.set_epoch(epoch)
             row: dict[str, float] = {"epoch": epoch + 1, **self.train_epoch(batches, epoch)}
@@ -197,13 +199,13 @@ class Engine:
                 row.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
             row["lr"] = next(iter(self.optimizers.values())).param_groups[0]["lr"]
             state["history"].append(row)
-            score = row.get(monitor, row.get("train_loss"))
-            improved = state["best"] is None or sign * score < sign * state["best"]
-            state["best"] = score if improved else state["best"]
+            rank = self.objective.rank(row)
+            improved = state["best"] is None or rank < tuple(state["best"])
+            state["best"] = list(rank) if improved else state["best"]
             state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
             for scheduler in self.schedulers.values():
                 if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    scheduler.step(sign * score)
+                    scheduler.step(rank[0])
                 elif scheduler is not None:
                     scheduler.step()
             state["epoch"] = epoch + 1

@@ -333,6 +333,8 @@ class GAN(Objective):
         if self.count % self.d_steps == 0:
             g_loss = call(model, self.generator_loss, len(real), labels)
             step("generator", g_loss)
+            if hasattr(unwrap(model), "update_ema"):
+                unwrap(model).update_ema()
             self._last_g = g_loss.detach()
         g = self._last_g.to(d_loss.device)
         return {"loss": d_loss.detach() + g, "d_loss": d_loss.detach(), "g_loss": g,

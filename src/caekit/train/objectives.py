@@ -77,7 +77,15 @@ class Objective:
 
     monitor = "val_loss"  # the validation metric that picks the best checkpoint and drives early stopping
     monitor_mode = "min"
+    tie_break: str | None = None  # a second validation metric, lower is better, deciding between equal monitor values
     uses_part_of_model = False  # True when a training step may leave some trainable parameters without gradients
+
+    def rank(self, row: dict[str, float]) -> tuple[float, ...]:
+        """Sort key of one epoch's metrics, lower is better: the monitored metric, then the tie-break."""
+        if self.monitor not in row:
+            return (row["train_loss"],)
+        key = ((1.0 if self.monitor_mode == "min" else -1.0) * row[self.monitor],)
+        return key + (row[self.tie_break],) if self.tie_break and self.tie_break in row else key
 
     def state_dict(self) -> dict[str, Any]:
         """Counters the objective keeps across steps (JSON-able), saved in checkpoints so a resumed run goes on."""

@@ -3,7 +3,9 @@
 Imbalance options: ``class_weights`` ("balanced": n / (classes * n_c), or explicit weights) weight the loss;
 ``balanced_sampling`` draws training batches with probability 1 / n_c per image, so every class is seen about
 equally often. Fine-tuning: ``encoder_lr`` gives the encoder parameters of an ``EncoderClassifier`` their own
-learning rate (the head keeps the run's), as a torch parameter group of the one optimiser.
+learning rate (the head keeps the run's), as a torch parameter group of the one optimiser; ``l2_sp`` (Li et al.
+2018, "Explicit inductive bias for transfer learning") replaces the encoder's weight decay by a pull towards its
+weights at the start of training, so regularisation keeps the pre-trained features instead of shrinking them to zero.
 """
 
 from __future__ import annotations
@@ -40,19 +42,27 @@ class Classify(Objective):
     """Cross-entropy on ``label``; validation reports loss and accuracy per image."""
 
     def __init__(self, class_weights: str | list[float] | None = None, balanced_sampling: bool = False,
-                 encoder_lr: float | None = None, label_smoothing: float = 0.0, monitor: str = "accuracy") -> None:
+                 encoder_lr: float | None = None, l2_sp: float | None = None, label_smoothing: float = 0.0,
+                 monitor: str = "accuracy") -> None:
         if isinstance(class_weights, str) and class_weights != "balanced":
             raise ConfigError(f"class_weights is 'balanced' or a list of numbers, not '{class_weights}'")
         if monitor not in ("accuracy", "loss"):
             raise ConfigError(f"monitor is accuracy or loss, not '{monitor}'")
         if encoder_lr is not None and encoder_lr <= 0:
             raise ConfigError("encoder_lr must be positive (freeze the encoder with mode: linear or mlp instead)")
+        if l2_sp is not None and l2_sp < 0:
+            raise ConfigError("l2_sp must be zero or positive")
         self.class_weights = class_weights
         self.balanced_sampling = balanced_sampling
         self.encoder_lr = encoder_lr
+        self.l2_sp = l2_sp
+        self._anchors: list[tuple[Tensor, Tensor]] = []
         self.label_smoothing = label_smoothing
         self.monitor = f"val_{monitor}"
         self.monitor_mode = "max" if monitor == "accuracy" else "min"
+        # Accuracy on a small validation set moves in coarse steps (1 % on 100 images): without a tie-break the
+        # first, often under-trained, epoch to reach the top value would be kept and would stop the run early.
+        self.tie_break = "val_loss" if monitor == "accuracy" else None
         self._weights: Tensor | None = (torch.tensor(class_weights, dtype=torch.float32)
                                         if isinstance(class_weights, (list, tuple)) else None)
 
@@ -66,16 +76,26 @@ class Classify(Objective):
         return balanced_sample_weights(data.labels, len(data.classes)) if self.balanced_sampling else None
 
     def param_groups(self, model: nn.Module) -> dict[str, Iterable[Any]]:
-        # One optimiser whose torch parameter groups carry their own learning rates: the head's group first, so
-        # the engine's logged ``lr`` is the head's.
+        # One optimiser whose torch parameter groups carry their own settings: the head's group first, so the
+        # engine's logged ``lr`` is the head's.
         inner = unwrap(model)
-        if self.encoder_lr is not None and hasattr(inner, "parameter_groups"):
-            groups = inner.parameter_groups()
-            torch_groups: list[dict[str, Any]] = [{"params": groups["head"]}] if "head" in groups else []
-            if "encoder" in groups:
-                torch_groups.append({"params": groups["encoder"], "lr": self.encoder_lr})
-            return {"model": torch_groups}
-        return super().param_groups(model)
+        if self.encoder_lr is None and self.l2_sp is None:
+            return super().param_groups(model)
+        if not hasattr(inner, "parameter_groups"):
+            raise ConfigError(f"encoder_lr and l2_sp need an encoder classifier; {type(inner).__name__} has no encoder")
+        groups = inner.parameter_groups()
+        torch_groups: list[dict[str, Any]] = [{"params": groups["head"]}] if "head" in groups else []
+        if "encoder" in groups:
+            encoder: dict[str, Any] = {"params": groups["encoder"]}
+            if self.encoder_lr is not None:
+                encoder["lr"] = self.encoder_lr
+            if self.l2_sp is not None:
+                # The engine builds its optimiser before a resume loads the checkpoint, so these are the weights
+                # the classifier started from (the pre-trained encoder), also when a run is resumed.
+                encoder["weight_decay"] = 0.0
+                self._anchors = [(p, p.detach().clone()) for p in groups["encoder"]]
+            torch_groups.append(encoder)
+        return {"model": torch_groups}
 
     def _criterion_weights(self, device: torch.device) -> Tensor | None:
         if self._weights is None:
@@ -89,7 +109,12 @@ class Classify(Objective):
         loss = F.cross_entropy(logits, batch["label"], weight=self._criterion_weights(logits.device),
                                label_smoothing=self.label_smoothing)
         accuracy = (logits.argmax(1) == batch["label"]).float().mean()
-        return loss, {"accuracy": accuracy.detach()}
+        metrics = {"accuracy": accuracy.detach()}
+        if self._anchors:
+            drift = torch.stack([(p - start).pow(2).sum() for p, start in self._anchors]).sum()
+            loss = loss + 0.5 * self.l2_sp * drift
+            metrics["l2_sp_drift"] = drift.detach()
+        return loss, metrics
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
