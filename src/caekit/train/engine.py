@@ -185,13 +185,12 @@ class Engine:
     def fit(self, train: ImageSet, val: ImageSet | None = None, resume: bool = False) -> list[dict[str, float]]:
         cfg = self.config
         torch.manual_seed(cfg.seed + self.dist.rank)
-        state = {"epoch": 0, "history": [], "best": None, "bad_epochs": 0}
+        state = {"epoch": 0, "history": [], "bad_epochs": 0}
         if resume:
             state = self._resume()
         batches = self.batches(train, shuffle=True)
-        monitor, sign = self.objective.monitor, (1 if self.objective.monitor_mode == "min" else -1)
-        if isinstance(state["best"], (int, float)):  # checkpoints before the tie-break stored the bare metric
-            state["best"] = [sign * state["best"]]
+        monitor = self.objective.monitor
+        best = min(map(self.objective.rank, state["history"]), default=None)  # a resumed run's best so far
         for epoch in range(state["epoch"], cfg.epochs):
             batches.set_epoch(epoch)
             row: dict[str, float] = {"epoch": epoch + 1, **self.train_epoch(batches, epoch)}
@@ -200,8 +199,8 @@ class Engine:
             row["lr"] = next(iter(self.optimizers.values())).param_groups[0]["lr"]
             state["history"].append(row)
             rank = self.objective.rank(row)
-            improved = state["best"] is None or rank < tuple(state["best"])
-            state["best"] = list(rank) if improved else state["best"]
+            improved = best is None or rank < best
+            best = rank if improved else best
             state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
             for scheduler in self.schedulers.values():
                 if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
