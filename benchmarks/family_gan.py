@@ -1,7 +1,8 @@
 """DCGAN on MNIST, judged by a separately trained CNN classifier: class coverage and confidence of 1,000 samples.
 A conditional model (``--model cdcgan``) is also scored on how often the judge agrees with the asked-for class.
 
-    nice -n 10 .venv/bin/python benchmarks/family_gan.py --limit 15000 --epochs 4 [--model cdcgan] [--width 64 --latent-dim 100] [--ema-decay 0.999]
+    nice -n 10 .venv/bin/python benchmarks/family_gan.py --limit 15000 --epochs 4 [--model cdcgan] [--width 64 --latent-dim 100] [--ema-decay 0.999] [--sngan] [--extra-layers 1]
+    nice -n 10 .venv/bin/python benchmarks/family_gan.py --score RUN [RUN ...]     # judge runs trained before
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from caekit.api import train
+from caekit.api import load, train
 from caekit.data.datasets import load_dataset
 from caekit.data.noise import seeded
 from caekit.data.splits import labelled_sample
@@ -27,39 +28,54 @@ def main() -> None:
     parser.add_argument("--root", default="/work/data")
     parser.add_argument("--limit", type=int, default=15000)
     parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--judge-per-class", type=int, default=1000)
-    parser.add_argument("--judge-epochs", type=int, default=3)
+    parser.add_argument("--judge-per-class", type=int, default=5000)
+    parser.add_argument("--judge-epochs", type=int, default=5)
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--runs-dir", default="runs/family")
     parser.add_argument("--model", default="dcgan", choices=["dcgan", "cdcgan"])
     parser.add_argument("--width", type=int, default=32, help="channels of the first D / last G layer (DCGAN paper: 64)")
     parser.add_argument("--latent-dim", type=int, default=64, help="size of z (DCGAN paper: 100)")
     parser.add_argument("--ema-decay", type=float, default=0.0, help="sample from a moving average of G (e.g. 0.999)")
+    parser.add_argument("--score", nargs="+", metavar="RUN", help="judge the samples of trained runs instead of training one")
+    parser.add_argument("--extra-layers", type=int, default=0, help="3x3 conv blocks added at the base size of G and D")
+    parser.add_argument("--sngan", action="store_true", help="spectrally normalised D (no batch norm) and the hinge loss")
     args = parser.parse_args()
     real = load_dataset("mnist", "train", root=args.root)
     test = load_dataset("mnist", "test", root=args.root)
     judge = train_classifier(labelled_sample(real, per_class=args.judge_per_class, seed=1), epochs=args.judge_epochs)
     judge_scores = classification_scores(judge, test, rare=[])
     print(f"judge: {args.judge_per_class * 10} MNIST train images, {args.judge_epochs} epochs, test accuracy {judge_scores['accuracy']:.4f}")
-    tag = args.model + (f"_w{args.width}" if args.width != 32 else "") + ("_ema" if args.ema_decay else "")
+    if args.score:
+        for run in args.score:
+            score(load(run)[0], judge, test, args.samples, run)
+        return
+    tag = "".join([args.model, f"_w{args.width}" if args.width != 32 else "", "_ema" if args.ema_decay else "",
+                   "_sn" if args.sngan else "", f"_x{args.extra_layers}" if args.extra_layers else ""])
+    gan_loss = {"model.args.d_norm": "spectral", "objective.args.loss": "hinge", "objective.args.label_smoothing": 0.0} if args.sngan else {}
     result = train("configs/family-dcgan.yaml", overrides={"runs_dir": args.runs_dir, "data.root": args.root, "data.limit": args.limit,
                                                            "train.epochs": args.epochs, "train.progress": False,
                                                            "model.name": args.model, "model.args.width": args.width,
                                                            "model.args.latent_dim": args.latent_dim,
-                                                           "model.args.ema_decay": args.ema_decay,
+                                                           "model.args.ema_decay": args.ema_decay, **gan_loss,
+                                                           "model.args.extra_layers": args.extra_layers,
                                                            "name": f"{tag.replace('_', '-')}-mnist"})
     model = result.model.cpu()
-    samples = model.sample(args.samples, generator=seeded(7))
-    asked = torch.arange(args.samples) % 10 if args.model == "cdcgan" else None  # sample() cycles through the classes
-    cov = sample_coverage(judge, samples, 10, labels=asked)
-    real = test.subset(list(range(args.samples)))
-    real_cov = sample_coverage(judge, real.unit_images(), 10, labels=real.labels if asked is not None else None)
-    coverage_bars(cov.counts, cov.confidence, test.classes, OUT / f"{tag}_coverage.png",
-                  f"judge's view of {args.samples} {args.model.upper()} samples")
     for picture in ("samples.png", "samples_per_epoch.png", "gan_curves.png"):
         shutil.copy(result.run.path / picture, OUT / f"{tag}_{picture}")
+    score(model, judge, test, args.samples, f"{args.model.upper()} samples", OUT / f"{tag}_coverage.png")
+
+
+def score(model: torch.nn.Module, judge: torch.nn.Module, test, samples: int, name: str, picture: Path | None = None) -> None:
+    """The judge's view of ``samples`` generated images (and of as many real test images), as a Markdown table."""
+    images = model.sample(samples, generator=seeded(7))
+    asked = torch.arange(samples) % 10 if model.num_classes else None  # sample() cycles through the classes
+    cov = sample_coverage(judge, images, 10, labels=asked)
+    real = test.subset(list(range(samples)))
+    real_cov = sample_coverage(judge, real.unit_images(), 10, labels=real.labels if asked is not None else None)
+    if picture is not None:
+        coverage_bars(cov.counts, cov.confidence, test.classes, picture, f"judge's view of {samples} {name}")
     print("| images | " + " | ".join(cov.row()) + " |\n|---|" + "---|" * len(cov.row()))
-    print(f"| {args.model.upper()} samples | " + " | ".join(map(str, cov.row().values())) + " |")
+    print(f"| {name} | " + " | ".join(map(str, cov.row().values())) + " |")
     print("| real test images | " + " | ".join(map(str, real_cov.row().values())) + " |")
     print("per-class sample counts:", cov.counts.tolist())
     print("per-class mean confidence:", [round(float(c), 3) for c in cov.confidence])

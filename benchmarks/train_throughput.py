@@ -1,7 +1,9 @@
 """Training throughput of the reference 32x32 CAE: caekit's engine against a minimal plain PyTorch loop.
 
-Both train the same model (same initial weights) on the same CIFAR-shaped batches with Adam and MSE, in the
-same process, alternating rounds so that machine noise hits both alike. Also measures this machine's float32
+Both train the same model (same initial weights) on the same CIFAR-shaped batches with Adam and MSE, in
+alternating rounds so that machine noise hits both alike. Each loop runs in a fresh process: caekit's engine
+changes process-wide settings (the allocator, see ``caekit.train.cpu``) that must not leak into the plain loop; a
+third loop, the plain one with that allocator setting, shows how much of the gain comes from it. Also measures this machine's float32
 matrix-multiply rate and reports the share of it each loop reaches (about 119 MFLOP per image per step).
 
     python benchmarks/train_throughput.py [--batch-size 64] [--rounds 3] [--images 2048] [--data DIR]
@@ -12,9 +14,11 @@ DIR is a CIFAR-10 folder (train/<class>/*.png); without it random CIFAR-shaped i
 from __future__ import annotations
 
 import argparse
-import copy
+import json
 import platform
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -24,6 +28,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from caekit.config import OptimConfig, TrainConfig
 from caekit.data import Batches, load_dataset
 from caekit.models import create_model
+from caekit.train.cpu import retain_freed_memory
 from caekit.train.engine import Engine
 from caekit.train.objectives import Reconstruct
 
@@ -71,41 +76,63 @@ def caekit_loop(model: torch.nn.Module, images: torch.Tensor, batch_size: int, e
     return rate
 
 
+LOOPS = {"plain": "plain PyTorch loop (NCHW)", "plain-retain": "plain loop + caekit's allocator setting",
+         "caekit": "caekit engine"}
+
+
+def worker(args: argparse.Namespace) -> None:
+    """One loop in a fresh process, so that one loop's process-wide settings never reach another."""
+    if args.data:
+        pool = load_dataset("cifar10", "train", root=args.data).images
+        images = pool[torch.arange(args.images) % len(pool)]
+    else:
+        images = torch.randint(0, 256, (args.images, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    model = create_model("cae32")
+    if args.worker == "plain-retain":
+        retain_freed_memory()
+    loop = caekit_loop if args.worker == "caekit" else plain_loop
+    print(json.dumps({"rate": loop(model, images, args.batch_size, 2)}))
+
+
+def run_worker(name: str, args: argparse.Namespace) -> float:
+    command = [sys.executable, __file__, "--worker", name, "--batch-size", str(args.batch_size), "--images", str(args.images)]
+    command += ["--data", args.data] if args.data else []
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])["rate"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--images", type=int, default=2048)
     parser.add_argument("--data", help="CIFAR-10 class folders (train/<class>/*.png)")
+    parser.add_argument("--worker", choices=list(LOOPS), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        return worker(args)
 
-    if args.data:
-        pool = load_dataset("cifar10", "train", root=args.data).images
-        images = pool[torch.arange(args.images) % len(pool)]
-        source = f"CIFAR-10 images from {args.data}"
-    else:
-        images = torch.randint(0, 256, (args.images, 3, 32, 32), dtype=torch.uint8)
-        source = "random CIFAR-shaped uint8 images"
-    torch.manual_seed(0)
-    reference = create_model("cae32")
-    flops_per_image = 6 * reference.plan.macs  # forward + backward (2x) multiply-adds, 2 FLOP each
-
+    source = f"CIFAR-10 images from {args.data}" if args.data else "random CIFAR-shaped uint8 images"
+    flops_per_image = 6 * create_model("cae32").plan.macs  # forward + backward (2x) multiply-adds, 2 FLOP each
     gflops = matmul_gflops()
-    rates: dict[str, list[float]] = {"plain PyTorch loop (NCHW)": [], "caekit engine": []}
+    rates: dict[str, list[float]] = {name: [] for name in LOOPS}
     for _ in range(args.rounds):
-        rates["plain PyTorch loop (NCHW)"].append(plain_loop(copy.deepcopy(reference), images, args.batch_size, 2))
-        rates["caekit engine"].append(caekit_loop(copy.deepcopy(reference), images, args.batch_size, 2))
+        for name in LOOPS:
+            rates[name].append(run_worker(name, args))
     gflops = max(gflops, matmul_gflops())
 
-    print(f"reference CAE (cae32), batch {args.batch_size}, {args.images} {source}, {args.rounds} alternating rounds, "
-          f"median of each; torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    print(f"reference CAE (cae32), batch {args.batch_size}, {args.images} {source}, {args.rounds} alternating rounds "
+          f"(each loop in a fresh process), median of each; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{platform.processor() or platform.machine()}")
     print(f"float32 matrix multiply (1024^3): {gflops:.0f} GFLOP/s; {flops_per_image / 1e6:.0f} MFLOP per image per training step\n")
-    print("| loop | images/s | GFLOP/s | share of matmul rate | vs plain |")
-    print("|---|---:|---:|---:|---:|")
-    plain = statistics.median(rates["plain PyTorch loop (NCHW)"])
+    print("| loop | images/s | GFLOP/s | share of matmul rate | vs plain | rounds (images/s) |")
+    print("|---|---:|---:|---:|---:|---|")
+    plain = statistics.median(rates["plain"])
     for name, values in rates.items():
         rate = statistics.median(values)
-        print(f"| {name} | {rate:.0f} | {rate * flops_per_image / 1e9:.1f} | {rate * flops_per_image / 1e9 / gflops:.0%} | {rate / plain:.2f}x |")
+        print(f"| {LOOPS[name]} | {rate:.0f} | {rate * flops_per_image / 1e9:.1f} | {rate * flops_per_image / 1e9 / gflops:.0%} | "
+              f"{rate / plain:.2f}x | {', '.join(f'{v:.0f}' for v in values)} |")
 
 
 if __name__ == "__main__":

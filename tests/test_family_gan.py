@@ -33,6 +33,11 @@ def test_generator_and_discriminator_shapes():
     assert model.discriminator(torch.zeros(3, 1, 28, 28)).shape == (3,)
     conditional = create_model("cdcgan", input_shape=(3, 32, 32), latent_dim=8, width=8, num_classes=4)
     assert conditional.sample(8).shape == (8, 3, 32, 32)
+    deeper = create_model("dcgan", input_shape=(1, 28, 28), latent_dim=8, width=8, extra_layers=2)
+    assert deeper(z).shape == (3, 1, 28, 28) and deeper.discriminator(torch.zeros(3, 1, 28, 28)).shape == (3,)
+    convs = [sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()) for net in (model.generator, model.discriminator)]
+    assert [sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()) for net in (deeper.generator, deeper.discriminator)] == \
+        [convs[0] + 2, convs[1] + 2]
 
 
 def test_d_steps_update_only_the_discriminator_and_g_steps_only_the_generator():
@@ -112,3 +117,43 @@ def test_dcgan_trains_through_the_engine_and_draws_samples(tmp_path):
     assert (result.run.path / "samples.png").stat().st_size > 1000
     assert (result.run.path / "samples_per_epoch.png").is_file() and (result.run.path / "gan_curves.png").is_file()
     assert result.run.checkpoint("best").is_file()
+
+
+def test_spectral_discriminator_has_unit_spectral_norms_and_survives_a_checkpoint(tmp_path):
+    from caekit.api import CHECKPOINT_FORMAT, load
+    from caekit.train.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = create_model("dcgan", input_shape=(1, 28, 28), latent_dim=4, width=8, d_norm="spectral")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.discriminator.modules())
+    x = torch.rand(4, 1, 28, 28)
+    for _ in range(50):  # power iterations run in training mode
+        model.discriminator(x)
+    convs = [m for m in model.discriminator.modules() if isinstance(m, torch.nn.Conv2d)]
+    for conv in convs:
+        assert torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2).item() == pytest.approx(1.0, abs=0.1)
+    args = {"input_shape": [1, 28, 28], "latent_dim": 4, "width": 8, "d_norm": "spectral"}
+    save_checkpoint(tmp_path / "sn.safetensors", model, {"format": CHECKPOINT_FORMAT, "image_shape": [1, 28, 28],
+                                                         "model": {"name": "dcgan", "args": args}})
+    loaded, _ = load(tmp_path / "sn.safetensors")
+    torch.testing.assert_close(loaded.eval().discriminator(x), model.eval().discriminator(x))
+    with pytest.raises(Exception, match="norm"):
+        create_model("dcgan", d_norm="layer")
+
+
+def test_hinge_loss_against_the_discriminator_outputs():
+    torch.manual_seed(0)
+    model = create_model("dcgan", input_shape=(1, 8, 8), latent_dim=4, width=8, d_norm="spectral").eval()
+    real = torch.rand(8, 1, 8, 8) * 2 - 1
+    torch.manual_seed(1)
+    loss, _, _ = GAN(loss="hinge").discriminator_loss(model, real, None)
+    torch.manual_seed(1)
+    fake = model.generator(model.noise(8))
+    expected = torch.relu(1 - model.discriminator(real)) + torch.relu(1 + model.discriminator(fake))
+    torch.testing.assert_close(loss, expected)
+    torch.manual_seed(2)
+    g_loss = GAN(loss="hinge").generator_loss(model, 8, None)
+    torch.manual_seed(2)
+    torch.testing.assert_close(g_loss, -model.discriminator(model.generator(model.noise(8))).mean())
+    with pytest.raises(Exception, match="smoothing"):
+        GAN(loss="hinge", label_smoothing=0.1)

@@ -64,6 +64,7 @@ class TrainConfig(_Strict):
     channels_last: bool | None = None
     amp: bool | None = None
     compile: bool = False
+    retain_memory: bool = True  # CPU: keep freed activation memory for the next step (caekit.train.cpu)
     progress: bool = True  # the progress bar
     verbose: bool = True  # a line per epoch
 

@@ -1,7 +1,11 @@
 """DCGAN (Radford et al. 2016): transposed-conv generator and strided-conv discriminator, optionally conditional.
 
 Generator: z (+ label embedding) -> ConvTranspose to a base size -> (ConvTranspose 4/2/1, BN, ReLU)* -> tanh.
-Discriminator: (Conv 4/2/1, LeakyReLU 0.2; BN after the first)* -> Conv over the base size -> one logit.
+Discriminator: (Conv 4/2/1, LeakyReLU 0.2; BN after the first)* -> Conv over the base size -> one logit. With
+``d_norm="spectral"`` every convolution is spectrally normalised instead and batch norm is left out (SNGAN,
+Miyato et al. 2018), which keeps D Lipschitz and pairs with the hinge loss of the GAN objective.
+``extra_layers`` adds that many 3x3 conv blocks at the base size to both networks (more capacity where the global
+shape of a digit forms; the DCGAN reference code's ``n_extra_layers`` adds them at the full size instead).
 A conditional discriminator sees the label as one-hot planes beside the image (cGAN, Mirza & Osindero 2014).
 Images cross the model boundary in [0, 1]; inside, the networks work in [-1, 1] as DCGAN does.
 With ``ema_decay`` > 0 the model also keeps an exponential moving average of the generator's weights (Yazici et al.
@@ -16,6 +20,7 @@ import copy
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
 from caekit.errors import ConfigError
 from caekit.models.registry import register_model
@@ -34,7 +39,8 @@ def _base_size(size: int, max_base: int = 7) -> tuple[int, int]:
 def dcgan_init(module: nn.Module) -> None:
     """The DCGAN paper's initialisation: N(0, 0.02) convolutions, N(1, 0.02) batch-norm scales."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-        nn.init.normal_(module.weight, 0.0, 0.02)
+        spectral = parametrize.is_parametrized(module, "weight")
+        nn.init.normal_(module.parametrizations.weight.original if spectral else module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
     elif isinstance(module, nn.BatchNorm2d):
@@ -43,7 +49,8 @@ def dcgan_init(module: nn.Module) -> None:
 
 
 class Generator(nn.Module):
-    def __init__(self, out_channels: int, size: int, latent_dim: int = 64, width: int = 64, num_classes: int = 0) -> None:
+    def __init__(self, out_channels: int, size: int, latent_dim: int = 64, width: int = 64, num_classes: int = 0,
+                 extra_layers: int = 0) -> None:
         super().__init__()
         base, steps = _base_size(size)
         self.latent_dim, self.num_classes = latent_dim, num_classes
@@ -51,6 +58,8 @@ class Generator(nn.Module):
         c = width * 2 ** max(steps - 1, 0)
         layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim * (2 if num_classes else 1), c, base, 1, 0, bias=False),
                                    nn.BatchNorm2d(c), nn.ReLU(True)]
+        for _ in range(extra_layers):
+            layers += [nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(True)]
         for _ in range(steps - 1):
             layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c // 2), nn.ReLU(True)]
             c //= 2
@@ -66,19 +75,31 @@ class Generator(nn.Module):
         return self.net(z[:, :, None, None])
 
 
+D_NORMS = ("batch", "spectral")
+
+
 class Discriminator(nn.Module):
-    def __init__(self, in_channels: int, size: int, width: int = 64, num_classes: int = 0) -> None:
+    def __init__(self, in_channels: int, size: int, width: int = 64, num_classes: int = 0, norm: str = "batch",
+                 extra_layers: int = 0) -> None:
         super().__init__()
+        if norm not in D_NORMS:
+            raise ConfigError(f"unknown discriminator norm '{norm}'; choose one of {', '.join(D_NORMS)}")
         base, steps = _base_size(size)
         self.num_classes = num_classes
+        batch_norm = norm == "batch"
         c, layers = in_channels + num_classes, []
         for i in range(steps):
             out = width * 2**i
-            layers += [nn.Conv2d(c, out, 4, 2, 1, bias=i == 0)]
-            layers += [nn.BatchNorm2d(out)] if i > 0 else []
+            layers += [nn.Conv2d(c, out, 4, 2, 1, bias=i == 0 or not batch_norm)]
+            layers += [nn.BatchNorm2d(out)] if i > 0 and batch_norm else []
             layers += [nn.LeakyReLU(0.2, True)]
             c = out
+        for _ in range(extra_layers):
+            layers += [nn.Conv2d(c, c, 3, 1, 1, bias=not batch_norm)] + ([nn.BatchNorm2d(c)] if batch_norm else [])
+            layers += [nn.LeakyReLU(0.2, True)]
         layers.append(nn.Conv2d(c, 1, base, 1, 0))
+        if norm == "spectral":
+            layers = [nn.utils.parametrizations.spectral_norm(m) if isinstance(m, nn.Conv2d) else m for m in layers]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -95,16 +116,18 @@ class DCGAN(nn.Module):
     """A generator and a discriminator; ``forward(z)`` and ``sample(n)`` give images in [0, 1]."""
 
     def __init__(self, input_shape: tuple[int, int, int], latent_dim: int = 64, width: int = 64, num_classes: int = 0,
-                 ema_decay: float = 0.0) -> None:
+                 ema_decay: float = 0.0, d_norm: str = "batch", extra_layers: int = 0) -> None:
         super().__init__()
         c, h, w = input_shape
         if h != w:
             raise ConfigError(f"the DCGAN needs square images, got {h}x{w}")
+        if extra_layers < 0:
+            raise ConfigError(f"extra_layers must be >= 0, got {extra_layers}")
         if not 0 <= ema_decay < 1:
             raise ConfigError(f"ema_decay must lie in [0, 1), got {ema_decay}")
         self.input_shape, self.latent_dim, self.num_classes, self.ema_decay = (c, h, w), latent_dim, num_classes, ema_decay
-        self.generator = Generator(c, h, latent_dim, width, num_classes)
-        self.discriminator = Discriminator(c, h, width, num_classes)
+        self.generator = Generator(c, h, latent_dim, width, num_classes, extra_layers)
+        self.discriminator = Discriminator(c, h, width, num_classes, d_norm, extra_layers)
         self.apply(dcgan_init)
         self.generator_ema: Generator | None = None
         if ema_decay:
@@ -143,13 +166,15 @@ class DCGAN(nn.Module):
 
 
 @register_model("dcgan")
-def dcgan(input_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 64, width: int = 64, ema_decay: float = 0.0) -> DCGAN:
+def dcgan(input_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 64, width: int = 64, ema_decay: float = 0.0,
+          d_norm: str = "batch", extra_layers: int = 0) -> DCGAN:
     """DCGAN: transposed-conv/BN/ReLU/tanh generator, strided-conv/LeakyReLU discriminator."""
-    return DCGAN(tuple(input_shape), latent_dim, width, ema_decay=ema_decay)  # type: ignore[arg-type]
+    return DCGAN(tuple(input_shape), latent_dim, width, ema_decay=ema_decay, d_norm=d_norm,  # type: ignore[arg-type]
+                 extra_layers=extra_layers)
 
 
 @register_model("cdcgan")
 def cdcgan(input_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 64, width: int = 64, num_classes: int = 10,
-           ema_decay: float = 0.0) -> DCGAN:
+           ema_decay: float = 0.0, d_norm: str = "batch", extra_layers: int = 0) -> DCGAN:
     """Class-conditional DCGAN (label embedding into G, one-hot planes into D), for augmentation."""
-    return DCGAN(tuple(input_shape), latent_dim, width, num_classes, ema_decay)  # type: ignore[arg-type]
+    return DCGAN(tuple(input_shape), latent_dim, width, num_classes, ema_decay, d_norm, extra_layers)  # type: ignore[arg-type]

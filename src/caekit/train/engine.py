@@ -23,6 +23,7 @@ from caekit.errors import CheckpointError, ConfigError, TrainingDiverged
 from caekit.runs import RunFolder
 from caekit.train import distributed
 from caekit.train.checkpoint import read_checkpoint, restore, save_checkpoint
+from caekit.train.cpu import prepare_cpu
 from caekit.train.objectives import Objective, PassThrough
 
 
@@ -74,7 +75,7 @@ class Engine:
             torch.cuda.set_device(self.device)
             torch.backends.cudnn.benchmark = True
         else:
-            torch.set_flush_denormal(True)  # denormals slow CPU kernels by orders of magnitude near convergence
+            prepare_cpu(retain_memory=train.retain_memory)
         self.channels_last = train.channels_last if train.channels_last is not None else True
         self.amp = train.amp if train.amp is not None else (self.device.type == "cuda" and torch.cuda.is_bf16_supported())
 

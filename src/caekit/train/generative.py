@@ -273,7 +273,8 @@ def _vae_terms(net: nn.Module, x: Tensor, labels: Tensor | None) -> tuple[Tensor
 @register_objective("gan")
 class GAN(Objective):
     """DCGAN training (conditional when the model has classes): ``d_steps`` discriminator updates per generator
-    update, non-saturating generator loss, optional one-sided label smoothing (real target 1 - smoothing).
+    update. ``loss="bce"``: the non-saturating loss, optional one-sided label smoothing (real target 1 - smoothing);
+    ``loss="hinge"``: D minimises relu(1 - D(x)) + relu(1 + D(G(z))), G maximises D(G(z)) (as in SNGAN).
 
     Adam 2e-4, beta1 0.5, no weight decay for both networks unless given. There is no meaningful validation loss,
     so the last epoch is kept as ``best`` (monitor ``epoch``); validation reports D's mean outputs on real and
@@ -285,12 +286,16 @@ class GAN(Objective):
     uses_part_of_model = True  # a discriminator step runs the generator without gradients
 
     def __init__(self, d_steps: int = 1, label_smoothing: float = 0.0, lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999),
-                 weight_decay: float = 0.0, seed: int = 1234) -> None:
+                 weight_decay: float = 0.0, loss: str = "bce", seed: int = 1234) -> None:
         if d_steps < 1:
             raise ConfigError(f"d_steps must be >= 1, got {d_steps}")
         if not 0 <= label_smoothing < 0.5:
             raise ConfigError(f"label_smoothing must lie in [0, 0.5), got {label_smoothing}")
-        self.d_steps, self.smoothing, self.seed = d_steps, label_smoothing, seed
+        if loss not in ("bce", "hinge"):
+            raise ConfigError(f"unknown GAN loss '{loss}'; choose bce or hinge")
+        if loss == "hinge" and label_smoothing:
+            raise ConfigError("label_smoothing applies to the bce GAN loss only; the hinge loss has no targets to smooth")
+        self.d_steps, self.smoothing, self.kind, self.seed = d_steps, label_smoothing, loss, seed
         self.settings = {"lr": lr, "betas": tuple(betas), "weight_decay": weight_decay}
         self.count = 0
         self.samples_per_epoch: list[Tensor] = []
@@ -313,13 +318,18 @@ class GAN(Objective):
         with torch.no_grad():
             fake = net.generator(z, labels)
         d_real, d_fake = net.discriminator(real, labels).float(), net.discriminator(fake, labels).float()
-        loss = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, 1 - self.smoothing), reduction="none")
-                + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake), reduction="none"))
+        if self.kind == "hinge":
+            loss = F.relu(1 - d_real) + F.relu(1 + d_fake)
+        else:
+            loss = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, 1 - self.smoothing), reduction="none")
+                    + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake), reduction="none"))
         return loss, torch.sigmoid(d_real), torch.sigmoid(d_fake)
 
     def generator_loss(self, net: nn.Module, n: int, labels: Tensor | None) -> Tensor:
-        """Non-saturating loss: -log D(G(z))."""
+        """Non-saturating loss -log D(G(z)), or -D(G(z)) for the hinge loss."""
         logits = net.discriminator(net.generator(net.noise(n), labels), labels).float()
+        if self.kind == "hinge":
+            return -logits.mean()
         return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
 
     def train_step(self, model: nn.Module, batch: dict[str, Tensor], step: Step) -> dict[str, Tensor]:
