@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -92,14 +93,20 @@ def worker(args: argparse.Namespace) -> None:
     if args.worker == "plain-retain":
         retain_freed_memory()
     loop = caekit_loop if args.worker == "caekit" else plain_loop
-    print(json.dumps({"rate": loop(model, images, args.batch_size, 2)}))
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    rate = loop(model, images, args.batch_size, 2)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    steps = 2 * -(-len(images) // args.batch_size)
+    print(json.dumps({"rate": rate, "faults": (after.ru_minflt - before.ru_minflt) / steps,
+                      "kernel_ms": (after.ru_stime - before.ru_stime) * 1e3 / steps}))
 
 
-def run_worker(name: str, args: argparse.Namespace) -> float:
+def run_worker(name: str, args: argparse.Namespace) -> dict[str, float]:
+    """images/s of the last epoch, and minor page faults and kernel time per training step (both epochs)."""
     command = [sys.executable, __file__, "--worker", name, "--batch-size", str(args.batch_size), "--images", str(args.images)]
     command += ["--data", args.data] if args.data else []
     done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])["rate"]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -116,23 +123,25 @@ def main() -> None:
     source = f"CIFAR-10 images from {args.data}" if args.data else "random CIFAR-shaped uint8 images"
     flops_per_image = 6 * create_model("cae32").plan.macs  # forward + backward (2x) multiply-adds, 2 FLOP each
     gflops = matmul_gflops()
-    rates: dict[str, list[float]] = {name: [] for name in LOOPS}
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in LOOPS}
     for _ in range(args.rounds):
         for name in LOOPS:
-            rates[name].append(run_worker(name, args))
+            results[name].append(run_worker(name, args))
     gflops = max(gflops, matmul_gflops())
 
     print(f"reference CAE (cae32), batch {args.batch_size}, {args.images} {source}, {args.rounds} alternating rounds "
           f"(each loop in a fresh process), median of each; torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{platform.processor() or platform.machine()}")
     print(f"float32 matrix multiply (1024^3): {gflops:.0f} GFLOP/s; {flops_per_image / 1e6:.0f} MFLOP per image per training step\n")
-    print("| loop | images/s | GFLOP/s | share of matmul rate | vs plain | rounds (images/s) |")
-    print("|---|---:|---:|---:|---:|---|")
-    plain = statistics.median(rates["plain"])
-    for name, values in rates.items():
-        rate = statistics.median(values)
+    print("| loop | images/s | GFLOP/s | share of matmul rate | vs plain | page faults per step | kernel ms per step | rounds (images/s) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    plain = statistics.median(r["rate"] for r in results["plain"])
+    for name, rounds in results.items():
+        rate = statistics.median(r["rate"] for r in rounds)
+        faults, kernel = (statistics.median(r[key] for r in rounds) for key in ("faults", "kernel_ms"))
+        listed = ", ".join(f"{r['rate']:.0f}" for r in rounds)
         print(f"| {LOOPS[name]} | {rate:.0f} | {rate * flops_per_image / 1e9:.1f} | {rate * flops_per_image / 1e9 / gflops:.0%} | "
-              f"{rate / plain:.2f}x | {', '.join(f'{v:.0f}' for v in values)} |")
+              f"{rate / plain:.2f}x | {faults:,.0f} | {kernel:.1f} | {listed} |")
 
 
 if __name__ == "__main__":
