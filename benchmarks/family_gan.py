@@ -1,7 +1,7 @@
 """DCGAN on MNIST, judged by a separately trained CNN classifier: class coverage and confidence of 1,000 samples.
 A conditional model (``--model cdcgan``) is also scored on how often the judge agrees with the asked-for class.
 
-    nice -n 10 .venv/bin/python benchmarks/family_gan.py --limit 15000 --epochs 4 [--model cdcgan] [--width 64 --latent-dim 100] [--ema-decay 0.999] [--sngan] [--extra-layers 1]
+    nice -n 10 .venv/bin/python benchmarks/family_gan.py --limit 15000 --epochs 4 [--model cdcgan] [--width 64 --latent-dim 100] [--ema-decay 0.999] [--sngan] [--extra-layers 1] [--projection] [--minibatch-std]
     nice -n 10 .venv/bin/python benchmarks/family_gan.py --score RUN [RUN ...]     # judge runs trained before
 """
 
@@ -39,6 +39,9 @@ def main() -> None:
     parser.add_argument("--score", nargs="+", metavar="RUN", help="judge the samples of trained runs instead of training one")
     parser.add_argument("--extra-layers", type=int, default=0, help="3x3 conv blocks added at the base size of G and D")
     parser.add_argument("--sngan", action="store_true", help="spectrally normalised D (no batch norm) and the hinge loss")
+    parser.add_argument("--projection", action="store_true",
+                        help="cdcgan: a projection discriminator instead of one-hot label planes beside D's input")
+    parser.add_argument("--minibatch-std", action="store_true", help="a minibatch standard-deviation channel in D")
     args = parser.parse_args()
     real = load_dataset("mnist", "train", root=args.root)
     test = load_dataset("mnist", "test", root=args.root)
@@ -50,13 +53,16 @@ def main() -> None:
             score(load(run)[0], judge, test, args.samples, run)
         return
     tag = "".join([args.model, f"_w{args.width}" if args.width != 32 else "", "_ema" if args.ema_decay else "",
-                   "_sn" if args.sngan else "", f"_x{args.extra_layers}" if args.extra_layers else ""])
+                   "_sn" if args.sngan else "", f"_x{args.extra_layers}" if args.extra_layers else "",
+                   "_proj" if args.projection else "", "_mbstd" if args.minibatch_std else ""])
+    conditioning = {"model.args.d_conditioning": "projection"} if args.projection else {}
+    conditioning |= {"model.args.d_minibatch_std": True} if args.minibatch_std else {}
     gan_loss = {"model.args.d_norm": "spectral", "objective.args.loss": "hinge", "objective.args.label_smoothing": 0.0} if args.sngan else {}
     result = train("configs/family-dcgan.yaml", overrides={"runs_dir": args.runs_dir, "data.root": args.root, "data.limit": args.limit,
                                                            "train.epochs": args.epochs, "train.progress": False,
                                                            "model.name": args.model, "model.args.width": args.width,
                                                            "model.args.latent_dim": args.latent_dim,
-                                                           "model.args.ema_decay": args.ema_decay, **gan_loss,
+                                                           "model.args.ema_decay": args.ema_decay, **gan_loss, **conditioning,
                                                            "model.args.extra_layers": args.extra_layers,
                                                            "name": f"{tag.replace('_', '-')}-mnist"})
     model = result.model.cpu()

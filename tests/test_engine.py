@@ -145,6 +145,17 @@ def test_checkpoint_writes_are_atomic_and_carry_metadata(tmp_path: Path) -> None
     assert any(k.startswith("optim.model.") for k in tensors)
 
 
+def test_a_checkpoint_for_other_settings_is_a_user_error(tmp_path: Path) -> None:
+    from caekit.api import CHECKPOINT_FORMAT
+
+    narrow = caekit.create_model("cae", input_shape=(1, 28, 28), upsample="nearest")
+    meta = {"format": CHECKPOINT_FORMAT, "image_shape": [1, 28, 28],
+            "model": {"name": "cae", "args": {"input_shape": [3, 28, 28], "upsample": "nearest"}}}
+    path = save_checkpoint(tmp_path / "other", narrow, meta)
+    with pytest.raises(CheckpointError, match=r"does not fit .*other shapes \['encoder.stages.0.0.weight \(64, 1, 5, 5\) here \(64, 3, 5, 5\)"):
+        caekit.load(path)
+
+
 def test_sgd_step_schedule_and_early_stopping(tmp_path: Path) -> None:
     # so small a learning rate leaves the weights bit-identical: the validation loss cannot improve
     config = _config(tmp_path, "sgd", epochs=6, scheduler="step", step_size=1, gamma=0.5, patience=1, grad_clip=1.0)

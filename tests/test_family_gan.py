@@ -157,3 +157,42 @@ def test_hinge_loss_against_the_discriminator_outputs():
     torch.testing.assert_close(g_loss, -model.discriminator(model.generator(model.noise(8))).mean())
     with pytest.raises(Exception, match="smoothing"):
         GAN(loss="hinge", label_smoothing=0.1)
+
+
+@pytest.mark.parametrize("d_norm", ["batch", "spectral"])
+def test_projection_discriminator_adds_the_class_embedding_times_the_pooled_features(d_norm):
+    torch.manual_seed(0)
+    model = create_model("cdcgan", input_shape=(1, 28, 28), latent_dim=4, width=8, num_classes=3, d_norm=d_norm,
+                         d_conditioning="projection").eval()
+    d = model.discriminator
+    x = torch.rand(5, 1, 28, 28) * 2 - 1
+    labels = torch.tensor([0, 1, 2, 0, 1])
+    features = d.net[:-1](x)
+    expected = d.net[-1](features).flatten() + (d.embed.weight[labels] * features.sum((2, 3))).sum(1)
+    torch.testing.assert_close(d(x, labels), expected)
+    assert d.net[0].in_channels == 1  # the image alone: no label planes
+    assert not torch.allclose(d(x, labels), d(x, (labels + 1) % 3))  # the logit depends on the asked-for class
+    concat = create_model("cdcgan", input_shape=(1, 28, 28), latent_dim=4, width=8, num_classes=3)  # the default
+    assert concat.discriminator.net[0].in_channels == 4 and concat.discriminator.embed is None
+    with pytest.raises(Exception, match="conditioning"):
+        create_model("cdcgan", d_conditioning="film")
+
+
+def test_minibatch_std_channel_is_zero_for_identical_images_and_reaches_the_logit():
+    from caekit.models.gan import MinibatchStd
+
+    same = torch.rand(1, 3, 4, 4).expand(8, 3, 4, 4)
+    assert torch.equal(MinibatchStd()(same)[:, 3], torch.zeros(8, 4, 4))
+    x = torch.rand(6, 2, 3, 3)  # 6 is no multiple of 4: one group, the whole batch
+    expected = x.std(0, unbiased=False).mean()
+    torch.testing.assert_close(MinibatchStd()(x)[:, 2], expected.expand(6, 3, 3))
+    model = create_model("cdcgan", input_shape=(1, 28, 28), latent_dim=4, width=8, num_classes=3, d_minibatch_std=True,
+                         d_conditioning="projection")
+    d = model.discriminator.eval()
+    assert d.net[-1].in_channels == 17 and d.embed.weight.shape == (3, 17)
+    with torch.no_grad():
+        d.net[-1].weight[:, -1] = 10.0
+    diverse, labels = torch.rand(4, 1, 28, 28) * 2 - 1, torch.tensor([0, 1, 2, 0])
+    collapsed = diverse[:1].expand(4, 1, 28, 28).contiguous()
+    # the same first image is scored differently in a batch of copies: only the spread channel differs
+    assert abs(d(diverse, labels)[0] - d(collapsed, labels)[0]) > 1e-3

@@ -1,11 +1,13 @@
-"""Each unpooling kind on hand-computed 4x4 examples (the lecture's style)."""
+"""Each unpooling kind on hand-computed 4x4 examples (the lecture's style), and the by-taps transposed convolution."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from caekit.layers import unpool
+from caekit.layers import ConvTranspose2d, _TransposedConvByTaps, unpool
 
 POOLED = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(1, 1, 2, 2)
 
@@ -63,3 +65,47 @@ def test_transposed_unpooling_is_learned_and_reaches_the_size() -> None:
     assert out.shape == (2, 4, 7, 7)
     out.sum().backward()
     assert x.grad is not None and any(p.grad is not None for p in layer.parameters())
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize(("cout", "kernel", "stride", "padding", "output_padding", "bias"),
+                         [(3, 5, 1, 2, 0, True), (1, (4, 5), 1, (0, 1), 0, False), (2, 4, 1, 1, 0, True),
+                          (1, 4, 2, 1, 0, True), (3, (4, 5), (2, 3), (1, 0), (1, 2), False)])
+def test_by_taps_transposed_conv_matches_pytorch_in_values_and_gradients(memory_format, cout, kernel, stride, padding,
+                                                                          output_padding, bias) -> None:
+    torch.manual_seed(0)
+    ours = ConvTranspose2d(32, cout, kernel, stride, padding, output_padding, bias=bias).to(memory_format=memory_format)
+    theirs = nn.ConvTranspose2d(32, cout, kernel, stride, padding, output_padding, bias=bias)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 32, 9, 7).contiguous(memory_format=memory_format)
+    assert ours._by_taps(x)
+    a, b = x.clone().requires_grad_(), x.contiguous().requires_grad_()
+    out, expected = ours(a), theirs(b)
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
+    grad = torch.randn_like(expected)
+    out.backward(grad)
+    expected.backward(grad)
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-5)
+    for mine, reference in zip(ours.parameters(), theirs.parameters()):
+        torch.testing.assert_close(mine.grad, reference.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_by_taps_gradients_pass_gradcheck_in_double() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(1, 32, 4, 3, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(32, 2, 4, 4, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda *t: _TransposedConvByTaps.apply(*t, (1, 1), (1, 1), (0, 0)), (x, weight, bias))
+    assert torch.autograd.gradcheck(lambda *t: _TransposedConvByTaps.apply(*t, (2, 2), (1, 0), (1, 0)), (x, weight, bias))
+
+
+@pytest.mark.parametrize("layer", [ConvTranspose2d(32, 3, 4, padding=4), ConvTranspose2d(16, 3, 5, padding=1),
+                                   ConvTranspose2d(32, 4, 5, padding=1), ConvTranspose2d(32, 3, 5, padding=1, dilation=2),
+                                   ConvTranspose2d(32, 3, 3, padding=1)])
+def test_layers_outside_the_by_taps_case_are_plain_pytorch(layer) -> None:
+    x = torch.randn(1, layer.in_channels, 8, 8)
+    assert not layer._by_taps(x)
+    reference = nn.ConvTranspose2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
+                                   dilation=layer.dilation)
+    reference.load_state_dict(layer.state_dict())
+    torch.testing.assert_close(layer(x), reference(x))

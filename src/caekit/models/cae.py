@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from caekit.layers import MaxUnpool, activation, conv_block, unpool
+from caekit.layers import ConvTranspose2d, MaxUnpool, activation, conv_block, unpool
 from caekit.models.registry import register_model
 from caekit.spec import PRESETS, AutoencoderSpec, Layer, Plan, load_spec, parse_spec, plan
 
@@ -95,7 +95,7 @@ class ConvDecoder(nn.Module):
             if layer.kind == "unpool":
                 self.stages.append(unpool(layer.mode, cin, layer.kernel, layer.stride, layer.output_padding))
             elif layer.kind == "deconv":
-                conv = nn.ConvTranspose2d(cin, cout, layer.kernel, layer.stride, layer.padding, layer.output_padding)
+                conv = ConvTranspose2d(cin, cout, layer.kernel, layer.stride, layer.padding, layer.output_padding)
                 self.stages.append(conv_block(conv, cout, layer.activation, layer.batch_norm))
             else:
                 conv = nn.Conv2d(cin, cout, layer.kernel, layer.stride, layer.padding)

@@ -6,7 +6,11 @@ Discriminator: (Conv 4/2/1, LeakyReLU 0.2; BN after the first)* -> Conv over the
 Miyato et al. 2018), which keeps D Lipschitz and pairs with the hinge loss of the GAN objective.
 ``extra_layers`` adds that many 3x3 conv blocks at the base size to both networks (more capacity where the global
 shape of a digit forms; the DCGAN reference code's ``n_extra_layers`` adds them at the full size instead).
-A conditional discriminator sees the label as one-hot planes beside the image (cGAN, Mirza & Osindero 2014).
+A conditional discriminator either sees the label as one-hot planes beside the image (``d_conditioning="concat"``,
+cGAN, Mirza & Osindero 2014, the default) or adds the inner product of a learned class embedding with its pooled
+features to its logit (``"projection"``, Miyato & Koyama 2018). ``d_minibatch_std``
+gives the discriminator a channel measuring how much a batch's images differ, against a generator that draws one
+image whatever z is.
 Images cross the model boundary in [0, 1]; inside, the networks work in [-1, 1] as DCGAN does.
 With ``ema_decay`` > 0 the model also keeps an exponential moving average of the generator's weights (Yazici et al.
 2019), updated after every generator step; sampling uses the average, which smooths out the oscillations of
@@ -23,6 +27,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from caekit.errors import ConfigError
+from caekit.layers import ConvTranspose2d
 from caekit.models.registry import register_model
 
 
@@ -63,7 +68,7 @@ class Generator(nn.Module):
         for _ in range(steps - 1):
             layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c // 2), nn.ReLU(True)]
             c //= 2
-        layers += [nn.ConvTranspose2d(c, out_channels, 4, 2, 1) if steps else nn.Conv2d(c, out_channels, 3, 1, 1), nn.Tanh()]
+        layers += [ConvTranspose2d(c, out_channels, 4, 2, 1) if steps else nn.Conv2d(c, out_channels, 3, 1, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -75,19 +80,38 @@ class Generator(nn.Module):
         return self.net(z[:, :, None, None])
 
 
+class MinibatchStd(nn.Module):
+    """Append one channel holding how much the images of a group (of 4, else the whole batch) differ from each
+    other (ProGAN, Karras et al. 2018): a discriminator that sees it can reject a generator that draws one image."""
+
+    def __init__(self, group_size: int = 4) -> None:
+        super().__init__()
+        self.group_size = group_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.shape
+        group = self.group_size if n % self.group_size == 0 else n
+        spread = x.float().view(group, n // group, c, h, w).std(0, unbiased=False).mean((1, 2, 3))  # one value per group
+        return torch.cat([x, spread.to(x.dtype).repeat(group)[:, None, None, None].expand(n, 1, h, w)], 1)
+
+
 D_NORMS = ("batch", "spectral")
+D_CONDITIONINGS = ("concat", "projection")
 
 
 class Discriminator(nn.Module):
     def __init__(self, in_channels: int, size: int, width: int = 64, num_classes: int = 0, norm: str = "batch",
-                 extra_layers: int = 0) -> None:
+                 extra_layers: int = 0, conditioning: str = "concat", minibatch_std: bool = False) -> None:
         super().__init__()
         if norm not in D_NORMS:
             raise ConfigError(f"unknown discriminator norm '{norm}'; choose one of {', '.join(D_NORMS)}")
+        if conditioning not in D_CONDITIONINGS:
+            raise ConfigError(f"unknown discriminator conditioning '{conditioning}'; choose one of {', '.join(D_CONDITIONINGS)}")
         base, steps = _base_size(size)
         self.num_classes = num_classes
+        self.concat_labels = bool(num_classes) and conditioning == "concat"
         batch_norm = norm == "batch"
-        c, layers = in_channels + num_classes, []
+        c, layers = in_channels + (num_classes if self.concat_labels else 0), []
         for i in range(steps):
             out = width * 2**i
             layers += [nn.Conv2d(c, out, 4, 2, 1, bias=i == 0 or not batch_norm)]
@@ -97,26 +121,39 @@ class Discriminator(nn.Module):
         for _ in range(extra_layers):
             layers += [nn.Conv2d(c, c, 3, 1, 1, bias=not batch_norm)] + ([nn.BatchNorm2d(c)] if batch_norm else [])
             layers += [nn.LeakyReLU(0.2, True)]
+        if minibatch_std:
+            layers.append(MinibatchStd())
+            c += 1
         layers.append(nn.Conv2d(c, 1, base, 1, 0))
+        self.embed: nn.Module | None = None
+        if num_classes and not self.concat_labels:
+            self.embed = nn.Embedding(num_classes, c)
+            nn.init.xavier_uniform_(self.embed.weight)
         if norm == "spectral":
             layers = [nn.utils.parametrizations.spectral_norm(m) if isinstance(m, nn.Conv2d) else m for m in layers]
+            if self.embed is not None:
+                self.embed = nn.utils.parametrizations.spectral_norm(self.embed)
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         """One logit per image for ``x`` in [-1, 1]."""
-        if self.num_classes:
-            if labels is None:
-                raise ConfigError("a conditional discriminator needs class labels")
+        if self.num_classes and labels is None:
+            raise ConfigError("a conditional discriminator needs class labels")
+        if self.concat_labels:
             planes = F.one_hot(labels, self.num_classes).to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[-2:])
             x = torch.cat([x, planes], 1)
-        return self.net(x).flatten()
+        if self.embed is None:
+            return self.net(x).flatten()
+        features = self.net[:-1](x)
+        return self.net[-1](features).flatten() + (self.embed(labels) * features.sum((2, 3))).sum(1)
 
 
 class DCGAN(nn.Module):
     """A generator and a discriminator; ``forward(z)`` and ``sample(n)`` give images in [0, 1]."""
 
     def __init__(self, input_shape: tuple[int, int, int], latent_dim: int = 64, width: int = 64, num_classes: int = 0,
-                 ema_decay: float = 0.0, d_norm: str = "batch", extra_layers: int = 0) -> None:
+                 ema_decay: float = 0.0, d_norm: str = "batch", extra_layers: int = 0,
+                 d_conditioning: str = "concat", d_minibatch_std: bool = False) -> None:
         super().__init__()
         c, h, w = input_shape
         if h != w:
@@ -127,7 +164,7 @@ class DCGAN(nn.Module):
             raise ConfigError(f"ema_decay must lie in [0, 1), got {ema_decay}")
         self.input_shape, self.latent_dim, self.num_classes, self.ema_decay = (c, h, w), latent_dim, num_classes, ema_decay
         self.generator = Generator(c, h, latent_dim, width, num_classes, extra_layers)
-        self.discriminator = Discriminator(c, h, width, num_classes, d_norm, extra_layers)
+        self.discriminator = Discriminator(c, h, width, num_classes, d_norm, extra_layers, d_conditioning, d_minibatch_std)
         self.apply(dcgan_init)
         self.generator_ema: Generator | None = None
         if ema_decay:
@@ -167,14 +204,16 @@ class DCGAN(nn.Module):
 
 @register_model("dcgan")
 def dcgan(input_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 64, width: int = 64, ema_decay: float = 0.0,
-          d_norm: str = "batch", extra_layers: int = 0) -> DCGAN:
+          d_norm: str = "batch", extra_layers: int = 0, d_minibatch_std: bool = False) -> DCGAN:
     """DCGAN: transposed-conv/BN/ReLU/tanh generator, strided-conv/LeakyReLU discriminator."""
     return DCGAN(tuple(input_shape), latent_dim, width, ema_decay=ema_decay, d_norm=d_norm,  # type: ignore[arg-type]
-                 extra_layers=extra_layers)
+                 extra_layers=extra_layers, d_minibatch_std=d_minibatch_std)
 
 
 @register_model("cdcgan")
 def cdcgan(input_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 64, width: int = 64, num_classes: int = 10,
-           ema_decay: float = 0.0, d_norm: str = "batch", extra_layers: int = 0) -> DCGAN:
-    """Class-conditional DCGAN (label embedding into G, one-hot planes into D), for augmentation."""
-    return DCGAN(tuple(input_shape), latent_dim, width, num_classes, ema_decay, d_norm, extra_layers)  # type: ignore[arg-type]
+           ema_decay: float = 0.0, d_norm: str = "batch", extra_layers: int = 0, d_conditioning: str = "concat",
+           d_minibatch_std: bool = False) -> DCGAN:
+    """Class-conditional DCGAN (label embedding beside z in G; one-hot label planes into D, or a projection D)."""
+    return DCGAN(tuple(input_shape), latent_dim, width, num_classes, ema_decay, d_norm, extra_layers,  # type: ignore[arg-type]
+                 d_conditioning, d_minibatch_std)

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from caekit.errors import ConfigError
-from caekit.layers import activation
+from caekit.layers import ConvTranspose2d, activation
 from caekit.models.cae import EncoderOutput
 from caekit.models.registry import register_model
 from caekit.train.checkpoint import model_state, read_checkpoint
@@ -44,7 +44,7 @@ def _stage_modules(kind: str, in_shape: tuple[int, ...], stage: dict[str, Any], 
         out_pad = (h - ((oh - 1) * stride - 2 * padding + kernel), w - ((ow - 1) * stride - 2 * padding + kernel))
         if not all(0 <= p < stride for p in out_pad):
             raise ConfigError(f"conv stage {filters}@{kernel}x{kernel}/{stride} cannot be mirrored back to {h}x{w}")
-        deconv = nn.ConvTranspose2d(filters, c, kernel, stride, padding, output_padding=out_pad)
+        deconv = ConvTranspose2d(filters, c, kernel, stride, padding, output_padding=out_pad)
         bn = [nn.BatchNorm2d(filters)] if stage.get("batch_norm", False) else []
         return nn.Sequential(conv, *bn, activation(act)), nn.Sequential(deconv, activation(out_activation)), (filters, oh, ow)
     raise ConfigError(f"unknown stage type '{kind}'; choose fc or conv")

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from caekit.errors import ConfigError
+from caekit.layers import ConvTranspose2d
 from caekit.models.cae import EncoderOutput
 from caekit.models.registry import register_model
 
@@ -75,7 +76,7 @@ class VAEDecoder(nn.Module):
         for out in reversed(channels[:-1]):
             layers += [nn.ConvTranspose2d(c, out, 4, 2, 1), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
             c = out
-        layers.append(nn.ConvTranspose2d(c, out_channels, 4, 2, 1))
+        layers.append(ConvTranspose2d(c, out_channels, 4, 2, 1))  # caekit's: faster on the CPU for 1 or 3 channels
         self.deconvs = nn.Sequential(*layers)
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:

@@ -110,9 +110,14 @@ def model_state(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
 def restore(tensors: dict[str, Tensor], meta: dict[str, Any], model: nn.Module,
             optimizers: dict[str, torch.optim.Optimizer] | None = None) -> dict[str, Tensor]:
     """Load weights (and optimiser states) in place; returns the checkpoint's extra tensors."""
-    missing, unexpected = model.load_state_dict(model_state(tensors), strict=False)
-    if missing or unexpected:
-        raise CheckpointError(f"checkpoint does not fit this model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    state, own = model_state(tensors), model.state_dict()
+    missing, unexpected = [k for k in own if k not in state], [k for k in state if k not in own]
+    resized = [f"{k} {tuple(state[k].shape)} here {tuple(v.shape)}" for k, v in own.items() if k in state and state[k].shape != v.shape]
+    if missing or unexpected or resized:
+        found = "; ".join(f"{what} {names[:3]}" for what, names in (("missing", missing), ("unexpected", unexpected),
+                                                                    ("other shapes", resized)) if names)
+        raise CheckpointError(f"checkpoint does not fit the model its settings build (written by another caekit version?): {found}")
+    model.load_state_dict(state)
     for name, optimizer in (optimizers or {}).items():
         if name in meta.get("optimizers", {}):
             optimizer.load_state_dict(_unflatten_optimizer(name, tensors, meta["optimizers"][name]))
