@@ -109,3 +109,10 @@ def test_layers_outside_the_by_taps_case_are_plain_pytorch(layer) -> None:
                                    dilation=layer.dilation)
     reference.load_state_dict(layer.state_dict())
     torch.testing.assert_close(layer(x), reference(x))
+
+
+def test_an_impossible_output_padding_gets_pytorchs_error() -> None:
+    layer = ConvTranspose2d(32, 1, 4, stride=1, padding=1, output_padding=1)  # output padding must be < stride
+    assert not layer._by_taps(torch.randn(1, 32, 8, 8))
+    with pytest.raises(RuntimeError, match="output padding"):
+        layer(torch.randn(1, 32, 8, 8))

@@ -174,6 +174,7 @@ class ConvTranspose2d(nn.ConvTranspose2d):
                 and self.groups == 1
                 and self.dilation == (1, 1) and self.padding_mode == "zeros"
                 and all(p < k for p, k in zip(self.padding, self.kernel_size))
+                and all(o < s for o, s in zip(self.output_padding, self.stride))  # else PyTorch's error
                 and not torch.is_autocast_enabled("cpu"))
 
     def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
