@@ -10,6 +10,7 @@ Layers run in channels_last as caekit's engine runs them; the last layer's forwa
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -37,11 +38,11 @@ def matmul_gflops(size: int = 1024) -> float:
     return 2 * size**3 / milliseconds(lambda: a @ b, 20) / 1e6
 
 
-def conv_inputs(model: nn.Module, images: torch.Tensor) -> list[tuple[str, nn.Conv2d | nn.ConvTranspose2d, torch.Tensor]]:
-    """Every (transposed) convolution in forward order with the input it gets from ``images``."""
+def conv_inputs(model: nn.Module, images: torch.Tensor) -> list[tuple[nn.Conv2d | nn.ConvTranspose2d, torch.Tensor, torch.Size]]:
+    """Every (transposed) convolution in forward order with the input it gets from ``images`` and its output shape."""
     found = []
-    hooks = [m.register_forward_hook(lambda m, inputs, out, name=name: found.append((name, m, inputs[0].detach().clone())))
-             for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    hooks = [m.register_forward_hook(lambda m, inputs, out: found.append((m, inputs[0].detach().clone(), out.shape)))
+             for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
     with torch.no_grad():
         model(images)
     for hook in hooks:
@@ -85,8 +86,8 @@ def main() -> None:
         optimizer.step()
 
     layers = []
-    for i, (_, conv, x) in enumerate(conv_inputs(model, images)):
-        spatial = x.shape[-2] * x.shape[-1] if isinstance(conv, nn.ConvTranspose2d) else conv(x).shape[-2] * conv(x).shape[-1]
+    for i, (conv, x, out_shape) in enumerate(conv_inputs(model, images)):
+        spatial = math.prod((x if isinstance(conv, nn.ConvTranspose2d) else out_shape)[-2:])  # positions the kernel visits
         macs = args.batch_size * spatial * conv.in_channels * conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
         kind = "transposed " if isinstance(conv, nn.ConvTranspose2d) else ""
         label = f"{kind}{conv.in_channels}->{conv.out_channels} {conv.kernel_size[0]}x{conv.kernel_size[1]} at {x.shape[-2]}x{x.shape[-1]}"
