@@ -87,7 +87,7 @@ def main() -> None:
 
     layers = []
     for i, (conv, x, out_shape) in enumerate(conv_inputs(model, images)):
-        spatial = math.prod((x if isinstance(conv, nn.ConvTranspose2d) else out_shape)[-2:])  # positions the kernel visits
+        spatial = math.prod((x.shape if isinstance(conv, nn.ConvTranspose2d) else out_shape)[-2:])  # positions the kernel visits
         macs = args.batch_size * spatial * conv.in_channels * conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
         kind = "transposed " if isinstance(conv, nn.ConvTranspose2d) else ""
         label = f"{kind}{conv.in_channels}->{conv.out_channels} {conv.kernel_size[0]}x{conv.kernel_size[1]} at {x.shape[-2]}x{x.shape[-1]}"
