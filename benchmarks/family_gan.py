@@ -1,7 +1,7 @@
 """DCGAN on MNIST, judged by a separately trained CNN classifier: class coverage and confidence of 1,000 samples.
 A conditional model (``--model cdcgan``) is also scored on how often the judge agrees with the asked-for class.
 
-    nice -n 10 .venv/bin/python benchmarks/family_gan.py --limit 15000 --epochs 4 [--model cdcgan] [--width 64 --latent-dim 100] [--ema-decay 0.999] [--sngan] [--extra-layers 1] [--projection] [--minibatch-std]
+    nice -n 10 .venv/bin/python benchmarks/family_gan.py --limit 15000 --epochs 4 [--model cdcgan] [--width 64 --latent-dim 100] [--ema-decay 0.999] [--sngan] [--extra-layers 1] [--projection] [--minibatch-std] [--g-conditioning embedding]
     nice -n 10 .venv/bin/python benchmarks/family_gan.py --score RUN [RUN ...]     # judge runs trained before
 """
 
@@ -42,6 +42,8 @@ def main() -> None:
     parser.add_argument("--projection", action="store_true",
                         help="cdcgan: a projection discriminator instead of one-hot label planes beside D's input")
     parser.add_argument("--minibatch-std", action="store_true", help="a minibatch standard-deviation channel in D")
+    parser.add_argument("--g-conditioning", choices=["batchnorm", "embedding"], default="batchnorm",
+                        help="cdcgan: class-conditional batch norm in G (the default) or a label embedding beside z (before)")
     args = parser.parse_args()
     real = load_dataset("mnist", "train", root=args.root)
     test = load_dataset("mnist", "test", root=args.root)
@@ -54,9 +56,11 @@ def main() -> None:
         return
     tag = "".join([args.model, f"_w{args.width}" if args.width != 32 else "", "_ema" if args.ema_decay else "",
                    "_sn" if args.sngan else "", f"_x{args.extra_layers}" if args.extra_layers else "",
-                   "_proj" if args.projection else "", "_mbstd" if args.minibatch_std else ""])
+                   "_proj" if args.projection else "", "_mbstd" if args.minibatch_std else "",
+                   "_cbn" if args.model == "cdcgan" and args.g_conditioning == "batchnorm" else ""])
     conditioning = {"model.args.d_conditioning": "projection"} if args.projection else {}
     conditioning |= {"model.args.d_minibatch_std": True} if args.minibatch_std else {}
+    conditioning |= {"model.args.g_conditioning": args.g_conditioning} if args.model == "cdcgan" else {}
     gan_loss = {"model.args.d_norm": "spectral", "objective.args.loss": "hinge", "objective.args.label_smoothing": 0.0} if args.sngan else {}
     result = train("configs/family-dcgan.yaml", overrides={"runs_dir": args.runs_dir, "data.root": args.root, "data.limit": args.limit,
                                                            "train.epochs": args.epochs, "train.progress": False,
@@ -85,6 +89,13 @@ def score(model: torch.nn.Module, judge: torch.nn.Module, test, samples: int, na
     print("| real test images | " + " | ".join(map(str, real_cov.row().values())) + " |")
     print("per-class sample counts:", cov.counts.tolist())
     print("per-class mean confidence:", [round(float(c), 3) for c in cov.confidence])
+    if asked is not None:  # a generator that ignores z draws one image per class: spread 0
+        print(f"within-class spread (per-pixel std over the images of a class, mean over classes): samples "
+              f"{within_class_spread(images, asked):.3f}, real test images {within_class_spread(real.unit_images(), real.labels):.3f}")
+
+
+def within_class_spread(images: torch.Tensor, labels: torch.Tensor) -> float:
+    return torch.stack([images[labels == c].std(0).mean() for c in labels.unique()]).mean().item()
 
 
 if __name__ == "__main__":

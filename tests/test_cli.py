@@ -84,3 +84,18 @@ def test_train_reconstruct_and_encode(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_module_entry_point_exits_non_zero_without_traceback(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "caekit", "train", "--model", "nope"], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr and "unknown model 'nope'" in result.stderr
+
+
+RUN_CONFIGS = sorted(p for p in (Path(__file__).parent.parent / "configs").glob("*.yaml")
+                     if not p.name.startswith(("compare-", "search-")))
+
+
+@pytest.mark.parametrize("path", RUN_CONFIGS, ids=[p.stem for p in RUN_CONFIGS])
+def test_shipped_run_configs_validate_and_name_options_their_model_takes(path):
+    import inspect
+
+    from caekit.api import resolve_config
+    from caekit.models.registry import MODELS
+
+    config = resolve_config(path)
+    inspect.signature(MODELS.get(config.model.name)).bind_partial(**config.model.args)  # TypeError on an unknown option

@@ -196,3 +196,65 @@ def test_minibatch_std_channel_is_zero_for_identical_images_and_reaches_the_logi
     collapsed = diverse[:1].expand(4, 1, 28, 28).contiguous()
     # the same first image is scored differently in a batch of copies: only the spread channel differs
     assert abs(d(diverse, labels)[0] - d(collapsed, labels)[0]) > 1e-3
+
+
+def test_conditional_batch_norm_generator_takes_z_alone_and_the_class_in_every_norm():
+    from caekit.models.gan import ConditionalBatchNorm2d
+
+    torch.manual_seed(0)
+    norm = ConditionalBatchNorm2d(4, num_classes=3)
+    with torch.no_grad():
+        norm.scale.weight.copy_(torch.arange(12.0).view(3, 4))
+        norm.shift.weight.copy_(-torch.arange(12.0).view(3, 4))
+    x, labels = torch.randn(6, 4, 5, 5), torch.tensor([0, 1, 2, 2, 1, 0])
+    normalised = (x - x.mean((0, 2, 3), keepdim=True)) / (x.var((0, 2, 3), unbiased=False, keepdim=True) + 1e-5).sqrt()
+    expected = normalised * norm.scale.weight[labels][:, :, None, None] + norm.shift.weight[labels][:, :, None, None]
+    torch.testing.assert_close(norm(x, labels), expected)
+
+    model = create_model("cdcgan", input_shape=(1, 28, 28), latent_dim=8, width=8, num_classes=3, g_conditioning="batchnorm")
+    g = model.generator.eval()
+    assert g.embed is None and g.net[0].in_channels == 8  # z alone enters the first layer
+    norms = [m for m in g.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(not m.affine for m in norms)  # every norm's scale and shift come from the class
+    z = model.noise(4)
+    with torch.no_grad():
+        for cbn in (m for m in g.modules() if isinstance(m, ConditionalBatchNorm2d)):
+            cbn.shift.weight[1] += 1.0  # class 1 now differs from class 0
+        assert g(z, torch.zeros(4, dtype=torch.long)).shape == (4, 1, 28, 28)
+        assert not torch.allclose(g(z, torch.zeros(4, dtype=torch.long)), g(z, torch.ones(4, dtype=torch.long)))
+    with pytest.raises(Exception, match="class labels"):
+        g(z)
+    with pytest.raises(Exception, match="generator conditioning"):
+        create_model("cdcgan", g_conditioning="concat")
+
+
+def test_checkpoints_record_every_builder_argument_so_an_older_default_still_loads(tmp_path):
+    from caekit.api import CHECKPOINT_FORMAT, load, model_arguments
+    from caekit.train.checkpoint import save_checkpoint
+
+    args = model_arguments("cdcgan", {"latent_dim": 4, "width": 8}, (1, 28, 28), 3)
+    assert args | {"input_shape": None} == {"input_shape": None, "latent_dim": 4, "width": 8, "num_classes": 3, "ema_decay": 0.0,
+                                            "d_norm": "batch", "extra_layers": 0, "d_conditioning": "concat",
+                                            "d_minibatch_std": False, "g_conditioning": "batchnorm"}
+    assert args["input_shape"] == [1, 28, 28]
+    torch.manual_seed(0)
+    older = {**args, "g_conditioning": "embedding"}  # the default before conditional batch norm
+    model = create_model("cdcgan", **older).eval()
+    save_checkpoint(tmp_path / "old.safetensors", model, {"format": CHECKPOINT_FORMAT, "image_shape": [1, 28, 28],
+                                                          "model": {"name": "cdcgan", "args": older}})
+    loaded, _ = load(tmp_path / "old.safetensors")
+    assert loaded.generator.embed is not None
+    z, labels = model.noise(3), torch.tensor([0, 1, 2])
+    torch.testing.assert_close(loaded(z, labels), model(z, labels))
+
+
+def test_balanced_sampling_draws_rare_classes_as_often_as_common_ones():
+    from caekit.data.imageset import ImageSet
+
+    labels = torch.tensor([0] * 90 + [1] * 10)
+    data = ImageSet(torch.zeros(100, 1, 8, 8, dtype=torch.uint8), labels, ["common", "rare"], "toy")
+    assert GAN().sample_weights(data) is None
+    weights = GAN(balanced_sampling=True).sample_weights(data)
+    assert weights[labels == 0].sum().item() == pytest.approx(weights[labels == 1].sum().item())
+    draws = labels[torch.multinomial(weights, 20000, replacement=True, generator=torch.Generator().manual_seed(0))]
+    assert draws.float().mean().item() == pytest.approx(0.5, abs=0.02)

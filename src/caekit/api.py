@@ -55,13 +55,18 @@ def resolve_config(config: RunConfig | dict[str, Any] | str | Path | None, overr
 
 
 def model_arguments(name: str, args: dict[str, Any], image_shape: tuple[int, int, int], num_classes: int | None = None) -> dict[str, Any]:
-    """A builder's arguments, with ``input_shape`` and ``num_classes`` taken from the data when it takes them unset."""
+    """All of a builder's arguments: those given, ``input_shape`` and ``num_classes`` from the data when unset, and
+    the builder's defaults for the rest, so that a checkpoint keeps building the same model when a default changes."""
     args = dict(args)
     params = inspect.signature(MODELS.get(name)).parameters
     if "input_shape" in params and args.get("input_shape") is None:
         args["input_shape"] = list(image_shape)
     if num_classes is not None and "num_classes" in params and args.get("num_classes") is None:
         args["num_classes"] = num_classes
+    for key, param in params.items():
+        default = list(param.default) if isinstance(param.default, tuple) else param.default
+        if key not in args and isinstance(default, (bool, int, float, str, list, type(None))):
+            args[key] = default
     return args
 
 

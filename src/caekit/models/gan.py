@@ -1,6 +1,8 @@
 """DCGAN (Radford et al. 2016): transposed-conv generator and strided-conv discriminator, optionally conditional.
 
-Generator: z (+ label embedding) -> ConvTranspose to a base size -> (ConvTranspose 4/2/1, BN, ReLU)* -> tanh.
+Generator: z -> ConvTranspose to a base size -> (ConvTranspose 4/2/1, BN, ReLU)* -> tanh. A conditional generator
+takes the class through every batch norm's scale and shift (``g_conditioning="batchnorm"``, the default) or as a
+learned embedding beside z (``"embedding"``; measured on MNIST: G learns to ignore z, one image per class).
 Discriminator: (Conv 4/2/1, LeakyReLU 0.2; BN after the first)* -> Conv over the base size -> one logit. With
 ``d_norm="spectral"`` every convolution is spectrally normalised instead and batch norm is left out (SNGAN,
 Miyato et al. 2018), which keeps D Lipschitz and pairs with the hinge loss of the GAN objective.
@@ -48,36 +50,64 @@ def dcgan_init(module: nn.Module) -> None:
         nn.init.normal_(module.parametrizations.weight.original if spectral else module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, nn.BatchNorm2d) and module.affine:
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 
 
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch norm whose scale and shift are looked up per class (de Vries et al. 2017; the generators of SNGAN and
+    BigGAN): the label steers every layer's features instead of entering beside z, where G can outweigh z."""
+
+    def __init__(self, channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.scale, self.shift = nn.Embedding(num_classes, channels), nn.Embedding(num_classes, channels)
+        nn.init.normal_(self.scale.weight, 1.0, 0.02)  # the DCGAN init of a batch-norm scale, per class
+        nn.init.zeros_(self.shift.weight)
+
+    def forward(self, x: Tensor, labels: Tensor) -> Tensor:
+        return self.norm(x) * self.scale(labels)[:, :, None, None] + self.shift(labels)[:, :, None, None]
+
+
+G_CONDITIONINGS = ("embedding", "batchnorm")
+
+
 class Generator(nn.Module):
     def __init__(self, out_channels: int, size: int, latent_dim: int = 64, width: int = 64, num_classes: int = 0,
-                 extra_layers: int = 0) -> None:
+                 extra_layers: int = 0, conditioning: str = "batchnorm") -> None:
         super().__init__()
+        if conditioning not in G_CONDITIONINGS:
+            raise ConfigError(f"unknown generator conditioning '{conditioning}'; choose one of {', '.join(G_CONDITIONINGS)}")
         base, steps = _base_size(size)
         self.latent_dim, self.num_classes = latent_dim, num_classes
-        self.embed = nn.Embedding(num_classes, latent_dim) if num_classes else None
+        embed = bool(num_classes) and conditioning == "embedding"
+        self.embed = nn.Embedding(num_classes, latent_dim) if embed else None
+
+        def norm(channels: int) -> nn.Module:
+            return ConditionalBatchNorm2d(channels, num_classes) if num_classes and not embed else nn.BatchNorm2d(channels)
+
         c = width * 2 ** max(steps - 1, 0)
-        layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim * (2 if num_classes else 1), c, base, 1, 0, bias=False),
-                                   nn.BatchNorm2d(c), nn.ReLU(True)]
+        layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim * (2 if embed else 1), c, base, 1, 0, bias=False),
+                                   norm(c), nn.ReLU(True)]
         for _ in range(extra_layers):
-            layers += [nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(True)]
+            layers += [nn.Conv2d(c, c, 3, 1, 1, bias=False), norm(c), nn.ReLU(True)]
         for _ in range(steps - 1):
-            layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c // 2), nn.ReLU(True)]
+            layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), norm(c // 2), nn.ReLU(True)]
             c //= 2
         layers += [ConvTranspose2d(c, out_channels, 4, 2, 1) if steps else nn.Conv2d(c, out_channels, 3, 1, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """Images in [-1, 1]."""
+        if self.num_classes and labels is None:
+            raise ConfigError("a conditional generator needs class labels")
         if self.embed is not None:
-            if labels is None:
-                raise ConfigError("a conditional generator needs class labels")
             z = torch.cat([z, self.embed(labels)], 1)
-        return self.net(z[:, :, None, None])
+        x = z[:, :, None, None]
+        for layer in self.net:
+            x = layer(x, labels) if isinstance(layer, ConditionalBatchNorm2d) else layer(x)
+        return x
 
 
 class MinibatchStd(nn.Module):
@@ -153,7 +183,7 @@ class DCGAN(nn.Module):
 
     def __init__(self, input_shape: tuple[int, int, int], latent_dim: int = 64, width: int = 64, num_classes: int = 0,
                  ema_decay: float = 0.0, d_norm: str = "batch", extra_layers: int = 0,
-                 d_conditioning: str = "concat", d_minibatch_std: bool = False) -> None:
+                 d_conditioning: str = "concat", d_minibatch_std: bool = False, g_conditioning: str = "batchnorm") -> None:
         super().__init__()
         c, h, w = input_shape
         if h != w:
@@ -163,7 +193,7 @@ class DCGAN(nn.Module):
         if not 0 <= ema_decay < 1:
             raise ConfigError(f"ema_decay must lie in [0, 1), got {ema_decay}")
         self.input_shape, self.latent_dim, self.num_classes, self.ema_decay = (c, h, w), latent_dim, num_classes, ema_decay
-        self.generator = Generator(c, h, latent_dim, width, num_classes, extra_layers)
+        self.generator = Generator(c, h, latent_dim, width, num_classes, extra_layers, g_conditioning)
         self.discriminator = Discriminator(c, h, width, num_classes, d_norm, extra_layers, d_conditioning, d_minibatch_std)
         self.apply(dcgan_init)
         self.generator_ema: Generator | None = None
@@ -213,7 +243,8 @@ def dcgan(input_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 64,
 @register_model("cdcgan")
 def cdcgan(input_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 64, width: int = 64, num_classes: int = 10,
            ema_decay: float = 0.0, d_norm: str = "batch", extra_layers: int = 0, d_conditioning: str = "concat",
-           d_minibatch_std: bool = False) -> DCGAN:
-    """Class-conditional DCGAN (label embedding beside z in G; one-hot label planes into D, or a projection D)."""
+           d_minibatch_std: bool = False, g_conditioning: str = "batchnorm") -> DCGAN:
+    """Class-conditional DCGAN: in G a label embedding beside z, or class-conditional batch norm; in D one-hot label
+    planes beside the image, or a projection."""
     return DCGAN(tuple(input_shape), latent_dim, width, num_classes, ema_decay, d_norm, extra_layers,  # type: ignore[arg-type]
-                 d_conditioning, d_minibatch_std)
+                 d_conditioning, d_minibatch_std, g_conditioning)

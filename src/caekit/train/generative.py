@@ -18,11 +18,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from caekit import viz
+from caekit.data.imageset import ImageSet
 from caekit.data.noise import Corruption, seeded
 from caekit.errors import ConfigError
 from caekit.evaluate.metrics import psnr, ssim
 from caekit.runs import RunFolder
 from caekit.train.objectives import Objective, Reconstruct, Step, call, reconstruction_loss, register_objective, unwrap
+from caekit.train.supervised import balanced_sample_weights
 
 # --------------------------------------------------------------------------------------------- denoising
 
@@ -276,6 +278,9 @@ class GAN(Objective):
     update. ``loss="bce"``: the non-saturating loss, optional one-sided label smoothing (real target 1 - smoothing);
     ``loss="hinge"``: D minimises relu(1 - D(x)) + relu(1 + D(G(z))), G maximises D(G(z)) (as in SNGAN).
 
+    ``balanced_sampling`` draws the real batches class-balanced (with replacement), so that a conditional GAN on
+    imbalanced data trains the rare classes' conditioning as often as the common ones'.
+
     Adam 2e-4, beta1 0.5, no weight decay for both networks unless given. There is no meaningful validation loss,
     so the last epoch is kept as ``best`` (monitor ``epoch``); validation reports D's mean outputs on real and
     generated images. A fixed-noise sample grid is kept every epoch and drawn after training.
@@ -286,7 +291,7 @@ class GAN(Objective):
     uses_part_of_model = True  # a discriminator step runs the generator without gradients
 
     def __init__(self, d_steps: int = 1, label_smoothing: float = 0.0, lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999),
-                 weight_decay: float = 0.0, loss: str = "bce", seed: int = 1234) -> None:
+                 weight_decay: float = 0.0, loss: str = "bce", seed: int = 1234, balanced_sampling: bool = False) -> None:
         if d_steps < 1:
             raise ConfigError(f"d_steps must be >= 1, got {d_steps}")
         if not 0 <= label_smoothing < 0.5:
@@ -296,6 +301,7 @@ class GAN(Objective):
         if loss == "hinge" and label_smoothing:
             raise ConfigError("label_smoothing applies to the bce GAN loss only; the hinge loss has no targets to smooth")
         self.d_steps, self.smoothing, self.kind, self.seed = d_steps, label_smoothing, loss, seed
+        self.balanced_sampling = balanced_sampling
         self.settings = {"lr": lr, "betas": tuple(betas), "weight_decay": weight_decay}
         self.count = 0
         self.samples_per_epoch: list[Tensor] = []
@@ -304,6 +310,9 @@ class GAN(Objective):
 
     def state_dict(self) -> dict[str, Any]:
         return {"count": self.count}
+
+    def sample_weights(self, data: ImageSet) -> Tensor | None:
+        return balanced_sample_weights(data.labels, len(data.classes)) if self.balanced_sampling else None
 
     def param_groups(self, model: nn.Module) -> dict[str, Iterable[nn.Parameter]]:
         net = unwrap(model)
@@ -407,7 +416,6 @@ def encoder_838(n: int = 8, hidden: int = 3, epochs: int = 10, steps_per_epoch: 
     An epoch shows each pattern ``steps_per_epoch`` times in shuffled batches of n, so the engine prints a few lines.
     """
     from caekit.config import OptimConfig, TrainConfig
-    from caekit.data.imageset import ImageSet
     from caekit.models.stacked import StackedAutoencoder, one_hot_patterns
     from caekit.train.engine import Engine
 
