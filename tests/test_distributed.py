@@ -16,7 +16,7 @@ from caekit.data.imageset import Batches
 from caekit.models import create_model
 from caekit.runs import RunFolder
 from caekit.train import distributed
-from caekit.train.checkpoint import model_state, read_checkpoint
+from caekit.checkpoint import model_state, read_checkpoint
 
 DATA = {"name": "digits", "image_size": 16, "limit": 160, "val_fraction": 0.2}  # 128 train, 32 val images
 PER_RANK_BATCH = 16

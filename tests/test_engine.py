@@ -12,7 +12,7 @@ import torch
 import caekit
 from caekit.errors import CheckpointError, TrainingDiverged
 from caekit.runs import RunFolder
-from caekit.train.checkpoint import read_checkpoint, save_checkpoint
+from caekit.checkpoint import read_checkpoint, save_checkpoint
 from caekit.train.objectives import Reconstruct, register_objective
 
 SMALL = {"model": {"name": "cae28", "args": {"upsample": "nearest"}}, "data": {"name": "digits", "image_size": 16, "limit": 400},

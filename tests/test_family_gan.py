@@ -66,7 +66,7 @@ def test_generator_step_leaves_the_discriminator_alone():
 
 def test_averaged_generator_follows_each_generator_step_and_is_what_samples(tmp_path):
     from caekit.api import CHECKPOINT_FORMAT, load
-    from caekit.train.checkpoint import save_checkpoint
+    from caekit.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     model = create_model("dcgan", input_shape=(1, 8, 8), latent_dim=4, width=8, ema_decay=0.75)
@@ -121,7 +121,7 @@ def test_dcgan_trains_through_the_engine_and_draws_samples(tmp_path):
 
 def test_spectral_discriminator_has_unit_spectral_norms_and_survives_a_checkpoint(tmp_path):
     from caekit.api import CHECKPOINT_FORMAT, load
-    from caekit.train.checkpoint import save_checkpoint
+    from caekit.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     model = create_model("dcgan", input_shape=(1, 28, 28), latent_dim=4, width=8, d_norm="spectral")
@@ -230,7 +230,7 @@ def test_conditional_batch_norm_generator_takes_z_alone_and_the_class_in_every_n
 
 def test_checkpoints_record_every_builder_argument_so_an_older_default_still_loads(tmp_path):
     from caekit.api import CHECKPOINT_FORMAT, load, model_arguments
-    from caekit.train.checkpoint import save_checkpoint
+    from caekit.checkpoint import save_checkpoint
 
     args = model_arguments("cdcgan", {"latent_dim": 4, "width": 8}, (1, 28, 28), 3)
     assert args | {"input_shape": None} == {"input_shape": None, "latent_dim": 4, "width": 8, "num_classes": 3, "ema_decay": 0.0,

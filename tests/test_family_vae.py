@@ -13,7 +13,7 @@ from caekit.data.datasets import load_dataset
 from caekit.evaluate.generative import elbo_and_nll
 from caekit.models import create_model
 from caekit.models.vae import ConvVAE, kl_standard_normal
-from caekit.train.checkpoint import read_checkpoint
+from caekit.checkpoint import read_checkpoint
 from caekit.train.generative import ELBO
 
 

@@ -28,7 +28,7 @@ from caekit.errors import CheckpointError, DataError
 from caekit.models.registry import MODELS, create_model
 from caekit.runs import RunFolder
 from caekit.train import distributed
-from caekit.train.checkpoint import read_checkpoint, restore
+from caekit.checkpoint import read_checkpoint, restore
 from caekit.train.engine import Engine, resolve_device
 from caekit.train.objectives import Objective, build_objective
 

@@ -47,7 +47,7 @@ from caekit.fileio import atomic_write_text
 from caekit.api import model_arguments
 from caekit.models.registry import create_model
 from caekit.runs import RunFolder
-from caekit.train.checkpoint import read_checkpoint, restore
+from caekit.checkpoint import read_checkpoint, restore
 from caekit.train.engine import Engine
 from caekit.train.objectives import build_objective
 from caekit.train.supervised import predict

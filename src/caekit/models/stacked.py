@@ -20,7 +20,7 @@ from caekit.errors import ConfigError
 from caekit.layers import ConvTranspose2d, activation
 from caekit.models.cae import EncoderOutput
 from caekit.models.registry import register_model
-from caekit.train.checkpoint import model_state, read_checkpoint
+from caekit.checkpoint import model_state, read_checkpoint
 
 
 def _stage_modules(kind: str, in_shape: tuple[int, ...], stage: dict[str, Any], out_activation: str) -> tuple[nn.Module, nn.Module, tuple[int, ...]]:

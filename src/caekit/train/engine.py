@@ -22,7 +22,7 @@ from caekit.data.imageset import Batches, ImageSet
 from caekit.errors import CheckpointError, ConfigError, TrainingDiverged
 from caekit.runs import RunFolder
 from caekit.train import distributed
-from caekit.train.checkpoint import read_checkpoint, restore, save_checkpoint
+from caekit.checkpoint import read_checkpoint, restore, save_checkpoint
 from caekit.train.cpu import prepare_cpu
 from caekit.train.objectives import Objective, PassThrough
 

@@ -3,6 +3,9 @@
 The JSON metadata (model name and arguments, spec, dataset, normalisation, epoch, optimiser settings, history) is
 embedded in the safetensors header, so tensors and metadata can never disagree, and also written beside it as
 ``<name>.json`` for people and tools. Optimiser state is flattened into tensors plus JSON.
+
+A file-format leaf: it knows the run folder's checkpoint names (``checkpoints/best|last.safetensors``) but nothing
+of models, data or training.
 """
 
 from __future__ import annotations
@@ -22,6 +25,27 @@ from caekit.errors import CheckpointError
 from caekit.fileio import atomic_write_text
 
 META_KEY = "caekit"
+FORMAT = "caekit-checkpoint-1"
+NORMALISATION = {"input": "uint8 / 255", "range": [0.0, 1.0]}
+
+
+def model_meta(model_name: str, model_args: dict[str, Any], spec: dict[str, Any] | None, objective: dict[str, Any],
+               data: dict[str, Any], classes: list[str], image_shape: tuple[int, ...] | list[int]) -> dict[str, Any]:
+    """The metadata every model checkpoint carries: what to build, what it was trained on and how inputs are scaled."""
+    return {"format": FORMAT, "model": {"name": model_name, "args": model_args}, "spec": spec, "objective": objective,
+            "data": data, "classes": list(classes), "image_shape": list(image_shape), "normalisation": NORMALISATION}
+
+
+def checkpoint_file(path: str | Path) -> Path:
+    """A .safetensors file as given, or a run folder's best checkpoint (its last when no epoch improved yet)."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    for which in ("best", "last"):
+        candidate = path / "checkpoints" / f"{which}.safetensors"
+        if candidate.is_file():
+            return candidate
+    raise CheckpointError(f"run '{path}' has no checkpoint yet")
 
 
 def _flatten_optimizer(name: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -88,8 +112,8 @@ def _json_default(value: Any) -> Any:
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """All tensors (on CPU) and the metadata of a checkpoint; refuses anything that is not safetensors."""
-    path = Path(path)
+    """All tensors (on CPU) and the metadata of a checkpoint (or a run folder's best); refuses anything not safetensors."""
+    path = checkpoint_file(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint '{path}' does not exist")
     try:
@@ -107,15 +131,21 @@ def model_state(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
     return {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
 
 
+def mismatch(own: dict[str, Tensor], state: dict[str, Tensor], unexpected_too: bool = True) -> str:
+    """What keeps ``state`` from loading into a model whose state dict is ``own`` ("" when it loads exactly)."""
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own] if unexpected_too else []
+    resized = [f"{k} {tuple(state[k].shape)} here {tuple(v.shape)}" for k, v in own.items() if k in state and state[k].shape != v.shape]
+    return "; ".join(f"{what} {names[:3]}" for what, names in (("missing", missing), ("unexpected", unexpected),
+                                                               ("other shapes", resized)) if names)
+
+
 def restore(tensors: dict[str, Tensor], meta: dict[str, Any], model: nn.Module,
             optimizers: dict[str, torch.optim.Optimizer] | None = None) -> dict[str, Tensor]:
     """Load weights (and optimiser states) in place; returns the checkpoint's extra tensors."""
-    state, own = model_state(tensors), model.state_dict()
-    missing, unexpected = [k for k in own if k not in state], [k for k in state if k not in own]
-    resized = [f"{k} {tuple(state[k].shape)} here {tuple(v.shape)}" for k, v in own.items() if k in state and state[k].shape != v.shape]
-    if missing or unexpected or resized:
-        found = "; ".join(f"{what} {names[:3]}" for what, names in (("missing", missing), ("unexpected", unexpected),
-                                                                    ("other shapes", resized)) if names)
+    state = model_state(tensors)
+    found = mismatch(model.state_dict(), state)
+    if found:
         raise CheckpointError(f"checkpoint does not fit the model its settings build (written by another caekit version?): {found}")
     model.load_state_dict(state)
     for name, optimizer in (optimizers or {}).items():
