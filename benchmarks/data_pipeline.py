@@ -47,13 +47,13 @@ def training_rate(images: torch.Tensor, batch_size: int) -> float:
     from caekit.config import OptimConfig, TrainConfig
     from caekit.data import Batches
     from caekit.models import create_model
-    from caekit.train.engine import Engine
-    from caekit.train.objectives import Reconstruct
+    from caekit.runner import engine_for
+    from caekit.training.objectives import Reconstruct
 
     torch.manual_seed(0)
     c, h, _ = images.shape[1:]
     model = create_model("cae", spec="cae32", input_shape=(c, h, h))
-    engine = Engine(model, Reconstruct(), TrainConfig(batch_size=batch_size, epochs=1, progress=False, device="cpu"), OptimConfig())
+    engine = engine_for(model, Reconstruct(), TrainConfig(batch_size=batch_size, epochs=1, progress=False, device="cpu"), OptimConfig())
     batches = Batches({"image": images, "label": torch.zeros(len(images), dtype=torch.long)}, batch_size)
     return engine.train_epoch(batches, 0)["images_per_s"]
 

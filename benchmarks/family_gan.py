@@ -17,8 +17,9 @@ from caekit.api import load, train
 from caekit.data.datasets import load_dataset
 from caekit.data.noise import seeded
 from caekit.data.splits import labelled_sample
-from caekit.evaluate.generative import classification_scores, sample_coverage, train_classifier
+from caekit.evaluate.generative import classification_scores, sample_coverage
 from caekit.viz.generative import coverage_bars
+from caekit.workflows.judge import train_classifier
 
 OUT = Path(__file__).parent / "results" / "family"
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from caekit.layers import ConvTranspose2d
-from caekit.train.cpu import prepare_cpu
+from caekit.training.cpu import prepare_cpu
 
 # (in channels, out channels, kernel, stride, padding, input size, where it occurs)
 SHAPES = [(64, 3, 5, 1, 2, 32, "cae32's last layer"), (64, 1, 5, 1, 2, 28, "cae28's last layer"),

@@ -14,9 +14,9 @@ import argparse
 import torch
 
 from caekit.data import load_dataset
-from caekit.evaluate.metrics import psnr
+from caekit.metrics import psnr
 from caekit.models import create_model
-from caekit.train.pixelwise import bicubic, downscale
+from caekit.training.pixelwise import bicubic, downscale
 
 VARIANTS = [("segnet", {"depth": 2}), ("segnet", {"depth": 1}), ("deconvnet", {"depth": 1}), ("fcn", {"depth": 1}),
             ("unet", {"depth": 2})]

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from caekit.api import train
-from caekit.train.pixelwise import bicubic, downscale
+from caekit.training.pixelwise import bicubic, downscale
 from caekit.viz.pixelwise import superres_rows
 
 OUT = Path(__file__).parent / "results" / "pixelwise"

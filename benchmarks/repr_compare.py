@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from caekit.config import parse_assignments
-from caekit.evaluate.compare import load_compare_config, run_compare, summary_markdown
+from caekit.workflows.compare import load_compare_config, run_compare, summary_markdown
 
 
 def main() -> None:

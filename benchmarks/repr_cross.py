@@ -14,10 +14,10 @@ import argparse
 
 import torch
 
-from caekit.api import encode, load, reconstruct
+from caekit.inference import encode, load, reconstruct
 from caekit.data.splits import labelled_sample, make_splits, split
 from caekit.evaluate.classification import linear_probe
-from caekit.evaluate.metrics import psnr, ssim
+from caekit.metrics import psnr, ssim
 
 
 def _datasets(specs: list[str], shape: tuple[int, int, int], images: int, per_class: int):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from caekit.api import encode, load
+from caekit.inference import encode, load
 from caekit.data.splits import make_splits, split
 from caekit.evaluate.cluster import compare_clusterings, rows_to_markdown
 from caekit.evaluate.embed import check_projector, embed

@@ -21,7 +21,7 @@ from torch import nn
 
 from caekit.layers import _transposed_conv_by_taps
 from caekit.models import create_model
-from caekit.train.cpu import prepare_cpu
+from caekit.training.cpu import prepare_cpu
 
 CL = torch.channels_last
 

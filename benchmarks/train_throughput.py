@@ -2,7 +2,7 @@
 
 Both train the same model (same initial weights) on the same CIFAR-shaped batches with Adam and MSE, in
 alternating rounds so that machine noise hits both alike. Each loop runs in a fresh process: caekit's engine
-changes process-wide settings (the allocator, see ``caekit.train.cpu``) that must not leak into the plain loop; a
+changes process-wide settings (the allocator, see ``caekit.training.cpu``) that must not leak into the plain loop; a
 third loop, the plain one with that allocator setting, shows how much of the gain comes from it. Also measures this machine's float32
 matrix-multiply rate and reports the share of it each loop reaches (about 119 MFLOP per image per step).
 
@@ -29,9 +29,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from caekit.config import OptimConfig, TrainConfig
 from caekit.data import Batches, load_dataset
 from caekit.models import create_model
-from caekit.train.cpu import retain_freed_memory
-from caekit.train.engine import Engine
-from caekit.train.objectives import Reconstruct
+from caekit.training.cpu import retain_freed_memory
+from caekit.runner import engine_for
+from caekit.training.objectives import Reconstruct
 
 
 def matmul_gflops(size: int = 1024, repeats: int = 20) -> float:
@@ -68,7 +68,7 @@ def plain_loop(model: torch.nn.Module, images: torch.Tensor, batch_size: int, ep
 
 def caekit_loop(model: torch.nn.Module, images: torch.Tensor, batch_size: int, epochs: int) -> float:
     """caekit's engine with its defaults (channels_last, in-memory uint8 batches). Returns images/s of the last epoch."""
-    engine = Engine(model, Reconstruct("mse"), TrainConfig(batch_size=batch_size, epochs=epochs, progress=False, device="cpu"), OptimConfig())
+    engine = engine_for(model, Reconstruct("mse"), TrainConfig(batch_size=batch_size, epochs=epochs, progress=False, device="cpu"), OptimConfig())
     batches = Batches({"image": images, "label": torch.zeros(len(images), dtype=torch.long)}, batch_size)
     rate = 0.0
     for epoch in range(epochs):

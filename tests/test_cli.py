@@ -94,7 +94,7 @@ RUN_CONFIGS = sorted(p for p in (Path(__file__).parent.parent / "configs").glob(
 def test_shipped_run_configs_validate_and_name_options_their_model_takes(path):
     import inspect
 
-    from caekit.api import resolve_config
+    from caekit.config import resolve_config
     from caekit.models.registry import MODELS
 
     config = resolve_config(path)

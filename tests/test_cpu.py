@@ -10,9 +10,9 @@ import torch
 
 from caekit.config import OptimConfig, TrainConfig
 from caekit.models import create_model
-from caekit.train import engine as engine_module
-from caekit.train.cpu import retain_freed_memory
-from caekit.train.objectives import Reconstruct
+from caekit.training import engine as engine_module
+from caekit.training.cpu import retain_freed_memory
+from caekit.training.objectives import Reconstruct
 
 
 def _faults_while_reallocating(elements: int, times: int) -> int:

@@ -15,7 +15,7 @@ from caekit import api
 from caekit.data.imageset import Batches
 from caekit.models import create_model
 from caekit.runs import RunFolder
-from caekit.train import distributed
+from caekit.training import distributed
 from caekit.checkpoint import model_state, read_checkpoint
 
 DATA = {"name": "digits", "image_size": 16, "limit": 160, "val_fraction": 0.2}  # 128 train, 32 val images
@@ -105,9 +105,9 @@ from safetensors.torch import save_file
 from caekit.config import OptimConfig, TrainConfig
 from caekit.data.datasets import load_dataset
 from caekit.models import create_model
-from caekit.train import distributed
-from caekit.train.engine import Engine
-from caekit.train.objectives import build_objective
+from caekit.training import distributed
+from caekit.training.engine import Engine
+from caekit.training.objectives import build_objective
 
 kind, out = sys.argv[1], sys.argv[2]
 torch.manual_seed(0)

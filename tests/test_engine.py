@@ -13,7 +13,7 @@ import caekit
 from caekit.errors import CheckpointError, TrainingDiverged
 from caekit.runs import RunFolder
 from caekit.checkpoint import read_checkpoint, save_checkpoint
-from caekit.train.objectives import Reconstruct, register_objective
+from caekit.training.objectives import Reconstruct, register_objective
 
 SMALL = {"model": {"name": "cae28", "args": {"upsample": "nearest"}}, "data": {"name": "digits", "image_size": 16, "limit": 400},
          "train": {"epochs": 3, "batch_size": 32, "progress": False}}
@@ -146,7 +146,7 @@ def test_checkpoint_writes_are_atomic_and_carry_metadata(tmp_path: Path) -> None
 
 
 def test_a_checkpoint_for_other_settings_is_a_user_error(tmp_path: Path) -> None:
-    from caekit.api import CHECKPOINT_FORMAT
+    from caekit.checkpoint import FORMAT as CHECKPOINT_FORMAT
 
     narrow = caekit.create_model("cae", input_shape=(1, 28, 28), upsample="nearest")
     meta = {"format": CHECKPOINT_FORMAT, "image_shape": [1, 28, 28],

@@ -12,8 +12,8 @@ from caekit.data.datasets import load_dataset
 from caekit.data.noise import Corruption
 from caekit.errors import CaekitError
 from caekit.evaluate.denoising import apply_filter, compare
-from caekit.evaluate.metrics import psnr
-from caekit.train.generative import Denoise
+from caekit.metrics import psnr
+from caekit.training.denoise import Denoise
 
 SPEC = {"name": "tiny", "input_shape": [1, 8, 8], "encoder": [{"type": "conv", "filters": 8, "kernel": 3, "padding": 1, "batch_norm": True},
                                                             {"type": "pool"}], "upsample": "nearest"}

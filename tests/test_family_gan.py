@@ -9,8 +9,8 @@ import torch
 from caekit.api import train
 from caekit.config import OptimConfig, TrainConfig
 from caekit.models import create_model
-from caekit.train.engine import Engine
-from caekit.train.generative import GAN
+from caekit.training.engine import Engine
+from caekit.training.gan import GAN
 
 
 def _params(module):
@@ -65,7 +65,8 @@ def test_generator_step_leaves_the_discriminator_alone():
 
 
 def test_averaged_generator_follows_each_generator_step_and_is_what_samples(tmp_path):
-    from caekit.api import CHECKPOINT_FORMAT, load
+    from caekit.checkpoint import FORMAT as CHECKPOINT_FORMAT
+    from caekit.inference import load
     from caekit.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
@@ -120,7 +121,8 @@ def test_dcgan_trains_through_the_engine_and_draws_samples(tmp_path):
 
 
 def test_spectral_discriminator_has_unit_spectral_norms_and_survives_a_checkpoint(tmp_path):
-    from caekit.api import CHECKPOINT_FORMAT, load
+    from caekit.checkpoint import FORMAT as CHECKPOINT_FORMAT
+    from caekit.inference import load
     from caekit.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
@@ -229,7 +231,9 @@ def test_conditional_batch_norm_generator_takes_z_alone_and_the_class_in_every_n
 
 
 def test_checkpoints_record_every_builder_argument_so_an_older_default_still_loads(tmp_path):
-    from caekit.api import CHECKPOINT_FORMAT, load, model_arguments
+    from caekit.checkpoint import FORMAT as CHECKPOINT_FORMAT
+    from caekit.inference import load
+    from caekit.runner import model_arguments
     from caekit.checkpoint import save_checkpoint
 
     args = model_arguments("cdcgan", {"latent_dim": 4, "width": 8}, (1, 28, 28), 3)

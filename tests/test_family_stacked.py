@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from caekit.api import encode, load
+from caekit.inference import encode, load
 from caekit.errors import CaekitError
 from caekit.models import create_model
-from caekit.train.generative import GreedyStage, encoder_838, train_stacked
+from caekit.training.stage import GreedyStage
+from caekit.workflows.encoder838 import encoder_838
+from caekit.workflows.stacked import train_stacked
 
 STAGES = [{"type": "conv", "filters": 4, "stride": 2, "batch_norm": True}, {"type": "fc", "units": 12}]
 

@@ -14,7 +14,7 @@ from caekit.evaluate.generative import elbo_and_nll
 from caekit.models import create_model
 from caekit.models.vae import ConvVAE, kl_standard_normal
 from caekit.checkpoint import read_checkpoint
-from caekit.train.generative import ELBO
+from caekit.training.vae import ELBO
 
 
 def test_reparameterisation_gradient_flows_to_mean_and_log_variance():

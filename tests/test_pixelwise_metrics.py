@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from caekit.evaluate.segmentation import SegmentationScores, confusion_matrix, evaluate_segmentation, per_image_scores
+from caekit.evaluate.segmentation import SegmentationScores, evaluate_segmentation
+from caekit.metrics import confusion_matrix, per_image_scores
 
 
 TRUTH = torch.tensor([[0, 0, 1, 1],

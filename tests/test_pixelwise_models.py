@@ -7,7 +7,7 @@ import torch
 
 from caekit.errors import ConfigError
 from caekit.models import create_model
-from caekit.models.fcn import Upsample
+from caekit.models._pixelwise import Upsample
 from caekit.models.segnet import SegNetDecoder
 
 KINDS = ("max", "fixed", "bilinear", "transposed")

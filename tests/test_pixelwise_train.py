@@ -17,8 +17,8 @@ from caekit.data.canvas import DIGIT_CLASSES, make_canvases
 from caekit.data.imageset import ImageSet
 from caekit.errors import ConfigError
 from caekit.models import create_model
-from caekit.train.engine import Engine
-from caekit.train.objectives import build_objective
+from caekit.training.engine import Engine
+from caekit.training.objectives import build_objective
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small models: one thread beats two on 2 cores

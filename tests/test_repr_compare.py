@@ -9,7 +9,7 @@ import pytest
 
 from caekit.cli import main
 from caekit.errors import ConfigError
-from caekit.evaluate.compare import load_compare_config, summarise
+from caekit.workflows.compare import load_compare_config, summarise
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "compare-tiny.yaml"

@@ -9,7 +9,7 @@ import torch
 from caekit.data.imageset import ImageSet
 from caekit.evaluate.classification import classification_report, most_confused, warn_small_classes
 from caekit.evaluate.cluster import cluster, cluster_accuracy, cluster_scores, compare_clusterings
-from caekit.train.supervised import balanced_class_weights, balanced_sample_weights
+from caekit.training.supervised import balanced_class_weights, balanced_sample_weights
 
 
 def test_classification_report_matches_hand_computed_values() -> None:

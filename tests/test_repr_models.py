@@ -13,9 +13,10 @@ from caekit.config import OptimConfig, TrainConfig
 from caekit.data.datasets import load_dataset
 from caekit.errors import CheckpointError, ConfigError
 from caekit.models import create_model
-from caekit.models.classifiers import BASELINES, EncoderClassifier
-from caekit.train.engine import Engine
-from caekit.train.objectives import build_objective
+from caekit.models.baselines import BASELINES
+from caekit.models.encoder_classifier import EncoderClassifier
+from caekit.training.engine import Engine
+from caekit.training.objectives import build_objective
 
 SHAPES = [(1, 28, 28), (3, 32, 32), (1, 48, 48)]
 
@@ -135,7 +136,7 @@ def test_l2_sp_pulls_the_encoder_towards_its_start_instead_of_zero(digits16) -> 
 
 
 def test_equal_validation_accuracy_is_decided_by_the_validation_loss() -> None:
-    from caekit.api import _best_epoch
+    from caekit.runner import best_epoch as _best_epoch
 
     history = [{"epoch": 1, "val_accuracy": 0.95, "val_loss": 0.30}, {"epoch": 2, "val_accuracy": 0.94, "val_loss": 0.20},
                {"epoch": 3, "val_accuracy": 0.95, "val_loss": 0.25}, {"epoch": 4, "val_accuracy": 0.95, "val_loss": 0.27}]

@@ -1,7 +1,7 @@
 """Run configuration: one validated tree (model, data, objective, optimiser, training) read from YAML or Python.
 
-Any field can be overridden with a dotted path (``train.epochs=5``, ``model.args.upsample=nearest``): the CLI's
-``--set`` and the hyper-parameter search both use ``with_overrides``.
+Any field can be overridden with a dotted path (``train.epochs=5``, ``optim.lr=3e-4``, ``model.args.upsample=nearest``):
+the CLI's ``--set`` and the hyper-parameter search both use ``with_overrides``.
 """
 
 from __future__ import annotations
@@ -16,16 +16,18 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 from caekit.errors import ConfigError, validate_model
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """A settings block that refuses unknown fields (a misspelt key is an error, not silently ignored)."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class ModelConfig(_Strict):
+class ModelConfig(StrictModel):
     name: str = "cae32"
     args: dict[str, Any] = Field(default_factory=dict)
 
 
-class DataConfig(_Strict):
+class DataConfig(StrictModel):
     name: str = "digits"
     root: str | None = None
     image_size: PositiveInt | None = None
@@ -38,20 +40,31 @@ class DataConfig(_Strict):
     strict: bool = False
 
 
-class ObjectiveConfig(_Strict):
+class ObjectiveConfig(StrictModel):
     name: str = "reconstruct"
     args: dict[str, Any] = Field(default_factory=dict)
 
 
-class OptimConfig(_Strict):
+OPTIM_DEFAULTS: dict[str, Any] = {"lr": 1e-3, "betas": (0.9, 0.999), "weight_decay": 5e-4}
+
+
+class OptimConfig(StrictModel):
+    """The optimiser. A field left empty (None) takes the objective's default (a GAN's Adam 2e-4, beta1 0.5, no
+    weight decay), else the lecture's: Adam, lr 1e-3, betas (0.9, 0.999), weight decay 5e-4. A value given always wins."""
+
     name: Literal["adam", "sgd"] = "adam"
-    lr: PositiveFloat = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = Field(5e-4, ge=0)
+    lr: PositiveFloat | None = None
+    betas: tuple[float, float] | None = None
+    weight_decay: float | None = Field(None, ge=0)
     momentum: float = Field(0.9, ge=0, lt=1)
 
+    def resolved(self, defaults: dict[str, Any] | None = None) -> OptimConfig:
+        """Every empty field filled: from ``defaults`` (the objective's) first, then from ``OPTIM_DEFAULTS``."""
+        fill = {**OPTIM_DEFAULTS, **(defaults or {})}
+        return self.model_copy(update={k: fill[k] for k in OPTIM_DEFAULTS if getattr(self, k) is None})
 
-class TrainConfig(_Strict):
+
+class TrainConfig(StrictModel):
     epochs: PositiveInt = 10
     batch_size: PositiveInt = 64
     seed: int = 0
@@ -64,12 +77,12 @@ class TrainConfig(_Strict):
     channels_last: bool | None = None
     amp: bool | None = None
     compile: bool = False
-    retain_memory: bool = True  # CPU: keep freed activation memory for the next step (caekit.train.cpu)
+    retain_memory: bool = True  # CPU: keep freed activation memory for the next step (caekit.training.cpu)
     progress: bool = True  # the progress bar
     verbose: bool = True  # a line per epoch
 
 
-class RunConfig(_Strict):
+class RunConfig(StrictModel):
     name: str | None = None
     runs_dir: str = "runs"
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -102,7 +115,7 @@ def load_config(path: str | Path) -> RunConfig:
 
 
 def parse_assignments(items: list[str]) -> dict[str, Any]:
-    """``["train.lr=1e-3", "model.args.upsample=nearest"]`` -> {dotted path: YAML-parsed value}."""
+    """``["optim.lr=1e-3", "model.args.upsample=nearest"]`` -> {dotted path: YAML-parsed value}."""
     pairs = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -129,7 +142,7 @@ def set_dotted(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
 
 
 def with_overrides(config: RunConfig, overrides: dict[str, Any] | list[str]) -> RunConfig:
-    """A copy with dotted-path fields replaced; ``["train.lr=1e-3"]`` strings are parsed as YAML values."""
+    """A copy with dotted-path fields replaced; ``["optim.lr=1e-3"]`` strings are parsed as YAML values."""
     if isinstance(overrides, list):
         overrides = parse_assignments(overrides)
     return parse_config(set_dotted(config.model_dump(), overrides), "override")
@@ -137,3 +150,14 @@ def with_overrides(config: RunConfig, overrides: dict[str, Any] | list[str]) -> 
 
 def dump_config(config: RunConfig) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def resolve_config(config: RunConfig | dict[str, Any] | str | Path | None, overrides: dict[str, Any] | list[str] | None = None) -> RunConfig:
+    """A run config from an object, a mapping or a YAML path (None: the defaults), with dotted overrides applied."""
+    if config is None:
+        config = RunConfig()
+    elif isinstance(config, (str, Path)):
+        config = load_config(config)
+    elif isinstance(config, dict):
+        config = parse_config(config)
+    return with_overrides(config, overrides) if overrides else config

@@ -61,15 +61,21 @@ class RunInfo:
 
     @property
     def monitor(self) -> str:
+        """The metric that picked the best checkpoint, as results.json records it (older runs: the validation loss)."""
+        recorded = self.results.get("monitor")
+        if isinstance(recorded, str):
+            return recorded
         return "val_loss" if any("val_loss" in row for row in self.history) else "train_loss"
 
     def best_row(self) -> dict[str, float] | None:
+        """The epoch of the best checkpoint: results.json's ``best_epoch``, else the best value of the monitor."""
         epoch = self.results.get("best_epoch")
         rows = [r for r in self.history if int(r.get("epoch", -1)) == epoch] if epoch else []
         if rows:
             return rows[0]
         scored = [r for r in self.history if self.monitor in r and math.isfinite(r[self.monitor])]
-        return min(scored, key=lambda r: r[self.monitor]) if scored else None
+        sign = -1.0 if self.results.get("monitor_mode") == "max" else 1.0
+        return min(scored, key=lambda r: sign * r[self.monitor]) if scored else None
 
 
 def read_run(path: str | Path, title: str | None = None) -> RunInfo:

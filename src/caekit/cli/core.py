@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import click
 
@@ -89,21 +88,10 @@ def demo(epochs: int, runs_dir: str, no_progress: bool) -> None:
 @image_files_and_model("reconstructions")
 def reconstruct(images: tuple[str, ...], run: str, out: str) -> None:
     """Reconstruct image files with a trained model; writes each reconstruction and a comparison picture."""
-    from PIL import Image
+    from caekit.api import reconstruct_files
 
-    from caekit import viz
-    from caekit.api import load, read_images, reconstruct as run_reconstruct
-
-    model, meta = load(run)
-    originals = read_images(images, meta["image_shape"])
-    outputs = run_reconstruct(model, originals)
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    for path, image in zip(images, outputs):
-        array = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).squeeze(-1).numpy()
-        Image.fromarray(array).save(folder / f"{Path(path).stem}.png")
-    picture = viz.reconstructions(originals.float() / 255, outputs, folder / "comparison.png")
-    click.echo(f"{len(images)} reconstructions and {picture} written to {folder}")
+    written, picture = reconstruct_files(images, run, out)
+    click.echo(f"{len(written)} reconstructions and {picture} written to {out}")
 
 
 @click.command()
@@ -124,50 +112,24 @@ def evaluate(run: str, checkpoint: str, split: str) -> None:
 @click.option("--per-stage", type=int, default=8, show_default=True, help="Channels shown per encoder stage.")
 def features(image: str, run: str, out: str, per_stage: int) -> None:
     """Draw the feature maps of each encoder stage of a trained model for one image file."""
-    import torch
+    from caekit.api import feature_maps_file
 
-    from caekit import viz
-    from caekit.api import load, read_images
-    from caekit.errors import CheckpointError
-
-    model, meta = load(run)
-    encoder = getattr(model, "encoder", None)
-    if not hasattr(encoder, "feature_maps"):
-        raise CheckpointError(f"model '{meta['model']['name']}' has no encoder stages to show")
-    x = read_images([image], meta["image_shape"]).float() / 255
-    with torch.no_grad():
-        maps = [(name, fmap[0]) for name, fmap in encoder.feature_maps(x)]  # type: ignore[union-attr]
-    click.echo(f"feature maps written to {viz.feature_maps(x[0], maps, out, per_stage)}")
+    click.echo(f"feature maps written to {feature_maps_file(image, run, out, per_stage)}")
 
 
 @click.command()
 @click.option("--model", "run", required=True, type=click.Path(exists=True), help="Run folder or .safetensors checkpoint.")
-@click.option("--dataset", help="Dataset to encode (default: the one the model was trained on).")
+@click.option("--dataset", help="Another dataset to encode (default: the run's own splits).")
 @click.option("--data-root", type=click.Path())
-@click.option("--split", type=click.Choice(["train", "test"]), default="test", show_default=True)
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True,
+              help="The run's own split, made again exactly as it was trained (seed, fractions, limit).")
 @click.option("--out", type=click.Path(dir_okay=False), default="codes.npz", show_default=True)
 def encode(run: str, dataset: str | None, data_root: str | None, split: str, out: str) -> None:
     """Encode a dataset split to codes; writes an .npz with `codes` and `labels` (or .npy with codes only)."""
-    import numpy as np
+    from caekit.api import encode_split
 
-    from caekit.api import encode as run_encode, load
-    from caekit.data.datasets import load_dataset
-
-    model, meta = load(run)
-    data_meta = meta["data"]
-    c, h, _ = meta["image_shape"]
-    data = load_dataset(dataset or data_meta["name"], split, root=data_root or data_meta["root"], image_size=h, channels=c,
-                        fit=data_meta.get("fit", "pad"))
-    if data is None:
-        from caekit.data.splits import make_splits
-
-        data = make_splits(dataset or data_meta["name"], data_root or data_meta["root"], h, c, val_fraction=0).test
-    codes = run_encode(model, data, progress=True)
-    if out.endswith(".npy"):
-        np.save(out, codes)
-    else:
-        np.savez(out, codes=codes, labels=data.labels.numpy(), classes=np.array(data.classes))
-    click.echo(f"{codes.shape[0]} codes of size {codes.shape[1]} written to {out}")
+    done = encode_split(run, out, split, dataset, data_root)
+    click.echo(f"{done.images} codes of size {done.codes.shape[1]} written to {done.path}")
 
 
 @click.command()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import click
 
@@ -19,12 +18,9 @@ COMMANDS: list[click.Command] = []
 @click.option("--seed", type=int, default=0, show_default=True)
 def denoise(images: tuple[str, ...], run: str, out: str, add_noise: str | None, level: float, seed: int) -> None:
     """Clean image files with a trained denoising autoencoder; writes each result and a comparison picture."""
-    from caekit.api import load, read_images
-    from caekit.evaluate.denoising import denoise_files
+    from caekit.api import denoise_files
 
-    model, meta = load(run)
-    originals = read_images(images, meta["image_shape"])
-    written, picture = denoise_files(model, originals, [Path(p).stem for p in images], Path(out), add_noise, level, seed)
+    written, picture = denoise_files(images, run, out, add_noise, level, seed)
     click.echo(f"{len(written)} denoised images and {picture} written to {out}")
 
 
@@ -37,11 +33,9 @@ def denoise(images: tuple[str, ...], run: str, out: str, add_noise: str | None, 
 @click.option("--images", "image_dir", type=click.Path(file_okay=False), help="Also write each sample as a PNG in this folder.")
 def sample(run: str, count: int, labels: tuple[int, ...], out: str, seed: int, image_dir: str | None) -> None:
     """Draw samples from a trained generative model as a grid picture."""
-    from caekit.api import load
-    from caekit.viz.generative import generate
+    from caekit.api import sample_files
 
-    model, _ = load(run)
-    path = generate(model, count, list(labels) or None, Path(out), seed, Path(image_dir) if image_dir else None)
+    path = sample_files(run, count, list(labels) or None, out, seed, image_dir)
     click.echo(f"{count} samples written to {path}")
 
 
@@ -52,15 +46,9 @@ def sample(run: str, count: int, labels: tuple[int, ...], out: str, seed: int, i
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any config field, e.g. data.limit=5000.")
 def stack(config: str, stage_epochs: int | None, finetune_epochs: int | None, sets: tuple[str, ...]) -> None:
     """Greedy layer-wise stacked autoencoder: one run per stage (model.args.stages), then end-to-end fine-tuning."""
-    from caekit.api import resolve_config
-    from caekit.errors import ConfigError
-    from caekit.train.generative import train_stacked
+    from caekit.api import train_stacked
 
-    cfg = resolve_config(config, list(sets) if sets else None)
-    stages = cfg.model.args.get("stages")
-    if not stages:
-        raise ConfigError(f"{config}: model.args.stages lists the stages to stack, e.g. [{{type: fc, units: 256}}, {{type: fc, units: 64}}]")
-    result = train_stacked(cfg.model_dump(mode="json"), stages, stage_epochs, finetune_epochs)
+    result = train_stacked(config, None, stage_epochs, finetune_epochs, list(sets) if sets else None)
     for i, (path, test) in enumerate(zip(result.stage_runs, result.stage_tests), start=1):
         click.echo(f"stage {i}: test loss {test['loss']:.4g}  run folder: {path}")
     if result.finetune_run:
@@ -74,7 +62,7 @@ def stack(config: str, stage_epochs: int | None, finetune_epochs: int | None, se
 @click.option("--seed", type=int, default=0, show_default=True)
 def encoder838(hidden: int, patterns: int, epochs: int, seed: int) -> None:
     """The 8-3-8 encoder: 8 one-hot patterns through 3 hidden units; prints inputs, codes and outputs."""
-    from caekit.train.generative import encoder_838
+    from caekit.api import encoder_838
 
     result = encoder_838(patterns, hidden, epochs=epochs, seed=seed)
     click.echo(result.table())

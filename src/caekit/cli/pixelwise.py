@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from caekit.cli.options import image_files_and_model
@@ -17,11 +15,9 @@ COMMANDS: list[click.Command] = []
               help="Folder of ground-truth masks with the images' names: adds them to the overlays and scores them.")
 def segment(images: tuple[str, ...], run: str, out: str, mask_dir: str | None) -> None:
     """Segment image files at their own size: NAME_mask.png (class indices), NAME_overlay.png, overlays.png."""
-    from caekit.api import load
-    from caekit.train.pixelwise import segment_files
+    from caekit.api import segment_files
 
-    model, meta = load(run)
-    report = segment_files(model, [Path(p) for p in images], Path(out), meta, Path(mask_dir) if mask_dir else None)
+    report = segment_files(images, run, out, mask_dir)
     click.echo(f"{len(images)} masks and {report['overlays']} written to {out}")
     if "mean_iou" in report:
         click.echo(f"mean IoU {report['mean_iou']:.4f}, pixel accuracy {report['pixel_accuracy']:.4f} (scores.json, iou.png)")
@@ -31,12 +27,10 @@ def segment(images: tuple[str, ...], run: str, out: str, mask_dir: str | None) -
 @image_files_and_model("upscaled")
 def upscale(images: tuple[str, ...], run: str, out: str) -> None:
     """Upscale image files by the model's scale: NAME_xS.png, NAME_bicubic.png and comparison.png."""
-    from caekit.api import load
-    from caekit.train.pixelwise import upscale_files
+    from caekit.api import upscale_files
 
-    model, meta = load(run)
-    picture = upscale_files(model, [Path(p) for p in images], Path(out), meta)
-    click.echo(f"{len(images)} images upscaled x{model.scale} and {picture} written to {out}")
+    scale, picture = upscale_files(images, run, out)
+    click.echo(f"{len(images)} images upscaled x{scale} and {picture} written to {out}")
 
 
 COMMANDS += [segment, upscale]

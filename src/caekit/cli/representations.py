@@ -9,27 +9,13 @@ import click
 COMMANDS: list[click.Command] = []
 
 
-def _dataset_for(meta: dict, dataset: str | None, data_root: str | None, split_name: str, limit: int | None):
-    """A split of ``dataset`` (default: the one the model was trained on) in the model's image shape."""
-    from caekit.data.splits import make_splits, split
-
-    data_meta = meta.get("data") or {}
-    name = dataset or data_meta.get("name")
-    root = data_root or (data_meta.get("root") if not dataset else None)
-    c, h, _ = meta["image_shape"]
-    splits = make_splits(name, root, h, c, data_meta.get("fit", "pad") if not dataset else "pad", val_fraction=0)
-    data = splits.test if split_name == "test" else splits.train
-    if limit is not None and limit < len(data):
-        data = split(data, 1 - limit / len(data), 0)[0]
-    return data
-
-
 _model_option = click.option("--model", "run", required=True, type=click.Path(exists=True),
                              help="Trained run folder or .safetensors checkpoint.")
 _data_options = [
     click.option("--dataset", help="Dataset to encode (default: the model's)."),
     click.option("--data-root", type=click.Path(), help="Folder holding it."),
-    click.option("--split", "split_name", type=click.Choice(["train", "test"]), default="test", show_default=True),
+    click.option("--split", "split_name", type=click.Choice(["train", "val", "test"]), default="test", show_default=True,
+                 help="The run's own split, made again exactly as it was trained."),
 ]
 
 
@@ -53,12 +39,11 @@ def _with(options):
 @click.option("--seed", type=int, default=0, show_default=True)
 def embed(run, dataset, data_root, split_name, out, max_points, methods, thumbnails, no_projector, seed) -> None:
     """Encode a dataset and draw t-SNE/PCA maps; export the TensorBoard Embedding Projector bundle."""
-    from caekit.api import load
-    from caekit.evaluate.embed import check_projector, embed as run_embed
+    from caekit.evaluate.embed import check_projector
+    from caekit.workflows.files import embed_split
 
-    model, meta = load(run)
-    data = _dataset_for(meta, dataset, data_root, split_name, None)
-    result = run_embed(model, data, out, tuple(methods) or ("tsne", "pca"), max_points, not no_projector, thumbnails, seed)
+    result = embed_split(run, out, split_name, dataset, data_root, tuple(methods) or ("tsne", "pca"), max_points, not no_projector,
+                         thumbnails, seed)
     for key, path in result.paths.items():
         click.echo(f"{key:9s} {path}")
     if not no_projector:
@@ -78,19 +63,11 @@ def embed(run, dataset, data_root, split_name, out, max_points, methods, thumbna
 @click.option("--out", type=click.Path(dir_okay=False), help="Also write the table to this Markdown file.")
 def cluster(run, dataset, data_root, split_name, methods, k, max_points, pca_dims, seed, out) -> None:
     """Cluster codes, raw pixels and PCA of pixels; print NMI, ARI and cluster accuracy against the labels."""
-    from caekit.api import encode, load
-    from caekit.data.splits import split
-    from caekit.evaluate.cluster import compare_clusterings, rows_to_markdown
+    from caekit.workflows.files import cluster_split
 
-    model, meta = load(run)
-    data = _dataset_for(meta, dataset, data_root, split_name, None)
-    if len(data) > max_points:
-        data = split(data, 1 - max_points / len(data), seed)[0]
-    codes = encode(model, data, progress=True)
-    rows = compare_clusterings(codes, data.images.numpy(), data.labels.numpy(), k, tuple(methods) or ("kmeans", "agglomerative"),
-                               pca_dims, seed, max_points=None)
-    table = rows_to_markdown(rows)
-    click.echo(f"{data.name} {split_name}: {len(data)} images\n{table}")
+    table, count = cluster_split(run, split_name, dataset, data_root, tuple(methods) or ("kmeans", "agglomerative"), k, max_points,
+                                 pca_dims, seed)
+    click.echo(f"{split_name}: {count} images\n{table}")
     if out:
         Path(out).write_text(table + "\n")
 
@@ -113,36 +90,14 @@ def cluster(run, dataset, data_root, split_name, methods, k, max_points, pca_dim
 def classify(run, dataset, data_root, mode, per_class, fraction, epochs, lr, encoder_lr, l2_sp, class_weights,
              balanced_sampling, seed, runs_dir) -> None:
     """Train encoder + FC on (a sample of) labels and report per-class scores and the confusion matrix."""
-    from caekit.evaluate.compare import run_compare
+    from caekit.workflows.compare import classify_run
 
-    _, meta = _load_meta(run)
-    data_meta = dict(meta.get("data") or {})
-    if dataset:
-        data_meta = {"name": dataset, "root": data_root}
-    elif data_root:
-        data_meta["root"] = data_root
-    c, h, _ = meta["image_shape"]
     args = {k: v for k, v in {"class_weights": "balanced" if class_weights else None, "balanced_sampling": balanced_sampling or None,
                               "encoder_lr": encoder_lr, "l2_sp": l2_sp}.items() if v is not None}
-    config = {
-        "name": f"classify-{mode}", "runs_dir": runs_dir,
-        "data": {"name": data_meta["name"], "root": data_meta.get("root"), "image_size": h, "channels": c},
-        "sample": {"per_class": per_class} if per_class else {"fraction": fraction or 1.0},
-        "seeds": [seed], "optim": {"lr": lr}, "train": {"epochs": epochs},
-        "models": [{"label": f"encoder + FC ({mode})", "model": {"name": "encoder_classifier",
-                                                                   "args": {"pretrained": str(run), "mode": mode}},
-                    "objective": {"args": args}}],
-    }
-    result = run_compare(config, progress=click.echo)
+    result = classify_run(run, mode, per_class, fraction, dataset, data_root, epochs, lr, args, seed, runs_dir, progress=click.echo)
     report = next(iter(result.reports.values()))
     click.echo(report.to_markdown(top=30))
     click.echo(f"written to {result.folder}")
-
-
-def _load_meta(run: str):
-    from caekit.api import load
-
-    return load(run)
 
 
 @click.command()
@@ -151,7 +106,7 @@ def _load_meta(run: str):
 def compare(config: str, sets: tuple[str, ...]) -> None:
     """Run the Full + Sample comparison (pre-train, sample labels, train each model, score on test, over seeds)."""
     from caekit.config import parse_assignments
-    from caekit.evaluate.compare import run_compare, summary_markdown
+    from caekit.workflows.compare import run_compare, summary_markdown
 
     result = run_compare(config, parse_assignments(list(sets)) if sets else None, progress=click.echo)
     click.echo(summary_markdown(result.summary))

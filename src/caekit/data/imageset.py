@@ -9,6 +9,11 @@ import torch
 from torch import Tensor
 
 
+def to_unit(images: Tensor) -> Tensor:
+    """uint8 images 0..255 as float in [0, 1] (float images are taken to be in [0, 1] already)."""
+    return images.float().div_(255) if images.dtype == torch.uint8 else images.float()
+
+
 @dataclass
 class ImageSet:
     """Images as uint8 [N, C, H, W] with int64 labels; an epoch never decodes a file."""
@@ -47,7 +52,7 @@ class ImageSet:
 
     def unit_images(self, start: int = 0, stop: int | None = None) -> Tensor:
         """Images as float in [0, 1]."""
-        return self.images[start:stop].float().div_(255)
+        return to_unit(self.images[start:stop])
 
 
 class Batches:

@@ -81,3 +81,16 @@ def corrupt(x: Tensor, kind: str, level: float | Tensor, generator: torch.Genera
 def seeded(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
     """A generator for reproducible corruption (the same noisy images every evaluation)."""
     return torch.Generator(device=device).manual_seed(seed)
+
+
+BINARISE = ("none", "threshold", "dynamic")
+
+
+def binarise(x: Tensor, mode: str, generator: torch.Generator | None = None) -> Tensor:
+    """none: grey levels as they are; threshold: x > 0.5; dynamic: a Bernoulli draw with p = x."""
+    if mode == "none":
+        return x
+    if mode == "threshold":
+        return (x > 0.5).to(x.dtype)
+    device = x.device if generator is None else generator.device
+    return (torch.rand(x.shape, generator=generator, device=device).to(x.device) < x).to(x.dtype)

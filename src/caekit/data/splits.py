@@ -17,10 +17,11 @@ from caekit.errors import DataError
 class Splits:
     train: ImageSet
     val: ImageSet | None
-    test: ImageSet
+    test: ImageSet | None  # None: a run trained on in-memory splits that leaves testing to its caller
 
     def describe(self) -> str:
-        parts = [f"train {len(self.train)}"] + ([f"val {len(self.val)}"] if self.val else []) + [f"test {len(self.test)}"]
+        parts = [f"train {len(self.train)}"] + ([f"val {len(self.val)}"] if self.val else []) + \
+                ([f"test {len(self.test)}"] if self.test is not None else [])
         c, h, w = self.train.shape
         return f"{self.train.name}: {', '.join(parts)} images of {c}x{h}x{w}, {len(self.train.classes)} classes"
 

@@ -94,9 +94,9 @@ def warn_small_classes(data: ImageSet, minimum: int, what: str) -> list[tuple[st
 
 def evaluate_classifier(model: Any, data: ImageSet, batch_size: int = 512, top_pairs: int = 10) -> ClassificationReport:
     """Predict a whole split with a trained classifier and score it."""
-    from caekit.train.supervised import predict
+    from caekit.inference import classify
 
-    predicted, _ = predict(model, data, batch_size)
+    predicted, _ = classify(model, data, batch_size)
     return classification_report(data.labels.numpy(), predicted.numpy(), data.classes, top_pairs)
 
 

@@ -19,7 +19,8 @@ from skimage.restoration import denoise_nl_means, denoise_tv_chambolle
 from torch import Tensor, nn
 
 from caekit.data.noise import Corruption, seeded
-from caekit.evaluate.metrics import psnr, ssim
+from caekit.inference import reconstruct
+from caekit.metrics import psnr, ssim
 
 Filter = Callable[[np.ndarray, float], np.ndarray]
 
@@ -51,14 +52,6 @@ def tune_filter(name: str, noisy: Tensor, clean: Tensor) -> float:
     return grid[int(np.argmax(scores))]
 
 
-@torch.no_grad()
-def denoise(model: nn.Module, images: Tensor, batch_size: int = 256) -> Tensor:
-    """A denoising model's output in [0, 1] for float [0, 1] images."""
-    model.eval()
-    device = next(model.parameters()).device
-    return torch.cat([model(chunk.to(device).float()).float().clamp(0, 1).cpu() for chunk in images.split(batch_size)])
-
-
 def compare(clean: Tensor, corruption: Corruption, model: nn.Module | None = None, filters: list[str] | None = None,
             tune_images: int = 32, seed: int = 0) -> tuple[list[dict[str, object]], dict[str, Tensor]]:
     """Rows (method, parameter, PSNR, SSIM mean over images) and the output images of each method."""
@@ -66,7 +59,7 @@ def compare(clean: Tensor, corruption: Corruption, model: nn.Module | None = Non
     outputs: dict[str, Tensor] = {"noisy": noisy}
     params: dict[str, object] = {"noisy": "-"}
     if model is not None:
-        outputs["denoising CAE"] = denoise(model, noisy)
+        outputs["denoising CAE"] = reconstruct(model, noisy)
         params["denoising CAE"] = "-"
     for name in filters if filters is not None else list(FILTERS):
         p = tune_filter(name, noisy[:tune_images], clean[:tune_images])
@@ -90,37 +83,3 @@ def comparison_picture(clean: Tensor, outputs: dict[str, Tensor], path: str | Pa
 
     rows = [(name, images[:count]) for name, images in outputs.items()] + [("clean", clean[:count])]
     return viz.image_rows(rows, path, title)
-
-
-def save_png(image: Tensor, path: Path) -> Path:
-    """One float [C, H, W] image in [0, 1] as an 8-bit PNG."""
-    from PIL import Image
-
-    array = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).squeeze(-1).numpy()
-    Image.fromarray(array).save(path)
-    return path
-
-
-def denoise_files(model: nn.Module, images: Tensor, stems: list[str], folder: Path, add_noise: str | None = None,
-                  level: float = 0.3, seed: int = 0) -> tuple[list[Path], Path]:
-    """Denoise uint8 images [N, C, H, W] into ``folder``/<stem>.png (with ``add_noise``, corrupt them first and keep
-    <stem>_noisy.png); returns the written files and a comparison picture."""
-    from caekit import viz
-
-    folder.mkdir(parents=True, exist_ok=True)
-    inputs = images.float() / 255
-    rows = []
-    if add_noise:
-        clean = inputs
-        inputs = Corruption(add_noise, level)(clean, seeded(seed))
-        rows.append((f"noisy ({add_noise} {level:g})", inputs))
-        for stem, image in zip(stems, inputs):
-            save_png(image, folder / f"{stem}_noisy.png")
-    else:
-        rows.append(("input", inputs))
-    outputs = denoise(model, inputs)
-    rows.append(("denoised", outputs))
-    if add_noise:
-        rows.append(("clean", clean))
-    written = [save_png(image, folder / f"{stem}.png") for stem, image in zip(stems, outputs)]
-    return written, viz.image_rows([(label, rows_images[:16]) for label, rows_images in rows], folder / "comparison.png")

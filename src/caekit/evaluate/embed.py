@@ -19,6 +19,7 @@ from sklearn.manifold import TSNE
 
 from caekit.data.imageset import ImageSet
 from caekit.errors import ConfigError
+from caekit.inference import encode
 
 MAP_METHODS = ("tsne", "pca")
 SPRITE_LIMIT = 8192  # the projector refuses sprites larger than 8192 px a side
@@ -91,7 +92,6 @@ def embed(model: torch.nn.Module, data: ImageSet, out: str | Path, methods: tupl
     ``max_points`` draws a seeded subset for the maps and the bundle (t-SNE is quadratic-ish; the sprite is capped);
     ``thumbnails`` > 0 puts that many image thumbnails on the maps.
     """
-    from caekit.api import encode
     from caekit.viz.representations import scatter
 
     out = Path(out)

@@ -1,8 +1,8 @@
 """Evaluating generative models: ELBO and importance-sampled log-likelihood, sample coverage by a judge classifier,
 and the generative-augmentation experiment on an imbalanced labelled set.
 
-The judge is a small CNN trained on real images through the same engine (``CrossEntropy`` objective); it decides
-which class a generated sample shows and how confidently, which detects mode collapse (missing classes).
+The judge is a small CNN (``JudgeCNN``, trained by ``caekit.workflows.judge``) that decides which class a generated
+sample shows and how confidently, which detects mode collapse (missing classes).
 """
 
 from __future__ import annotations
@@ -13,17 +13,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, f1_score
 from torch import Tensor, nn
 
-from caekit.config import OptimConfig, TrainConfig
 from caekit.data.imageset import ImageSet
-from caekit.data.noise import seeded
+from caekit.data.noise import binarise, seeded
 from caekit.errors import ConfigError
-from caekit.train.engine import Engine
-from caekit.train.generative import binarise
-from caekit.train.objectives import Objective
+from caekit.inference import classify
 
 # --------------------------------------------------------------------------------------------- likelihoods
 
@@ -80,44 +76,6 @@ class JudgeCNN(nn.Module):
         return self.head(self.features(x))
 
 
-class CrossEntropy(Objective):
-    """Plain classification; validation reports loss and accuracy (used for the judge and the augmentation study)."""
-
-    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        return F.cross_entropy(model(batch["image"]).float(), batch["label"]), {}
-
-    @torch.no_grad()
-    def evaluate(self, model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        logits = model(batch["image"]).float()
-        return {"loss": F.cross_entropy(logits, batch["label"], reduction="none"),
-                "accuracy": (logits.argmax(1) == batch["label"]).float()}
-
-
-def train_classifier(train: ImageSet, epochs: int = 3, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
-                     val: ImageSet | None = None, device: str = "auto", progress: bool = False) -> nn.Module:
-    """A ``JudgeCNN`` trained on ``train`` through the caekit engine (no run folder)."""
-    torch.manual_seed(seed)
-    model = JudgeCNN(train.shape, len(train.classes))
-    engine = Engine(model, CrossEntropy(), TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, device=device, progress=progress),
-                    OptimConfig(lr=lr, weight_decay=0.0))
-    engine.fit(train, val)
-    engine.close()
-    return engine.model.eval()
-
-
-@torch.no_grad()
-def predict(model: nn.Module, images: Tensor, batch_size: int = 500) -> Tensor:
-    """Class probabilities for float [0, 1] (or uint8) images [N, C, H, W]."""
-    model.eval()
-    device = next(model.parameters()).device
-    out = []
-    for chunk in images.split(batch_size):
-        chunk = chunk.to(device)
-        chunk = chunk.float().div(255) if chunk.dtype == torch.uint8 else chunk.float()
-        out.append(F.softmax(model(chunk).float(), 1).cpu())
-    return torch.cat(out)
-
-
 @dataclass
 class Coverage:
     """How a judge sees generated samples: classes hit, confidence, per-class counts."""
@@ -139,7 +97,7 @@ class Coverage:
 def sample_coverage(judge: nn.Module, samples: Tensor, num_classes: int, labels: Tensor | None = None, threshold: float = 0.9,
                     min_share: float = 0.02) -> Coverage:
     """Judge ``samples`` (float [0, 1]); a class counts as covered when it gets at least ``min_share`` of them."""
-    probs = predict(judge, samples)
+    _, probs = classify(judge, samples)
     confidence, predicted = probs.max(1)
     counts = np.bincount(predicted.numpy(), minlength=num_classes)
     per_class = np.array([confidence[predicted == c].mean().item() if counts[c] else 0.0 for c in range(num_classes)])
@@ -183,7 +141,7 @@ def oversampled(data: ImageSet, target: int, rare: list[int], seed: int = 0) -> 
 
 def classification_scores(model: nn.Module, test: ImageSet, rare: list[int]) -> dict[str, float]:
     """Accuracy, macro F1 over all classes and macro F1 over the rare classes only."""
-    predicted = predict(model, test.images).argmax(1).numpy()
+    predicted = classify(model, test.images)[0].numpy()
     truth = test.labels.numpy()
     common = [c for c in range(len(test.classes)) if c not in rare]
     return {"accuracy": accuracy_score(truth, predicted),

@@ -13,25 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-IGNORE_INDEX = 255
-
-
-def confusion_matrix(pred: Tensor, target: Tensor, classes: int, ignore_index: int = IGNORE_INDEX) -> Tensor:
-    """int64 [classes, classes] pixel counts (rows: truth, columns: prediction) of label maps of any equal shape."""
-    pred, target = pred.flatten().long(), target.flatten().long()
-    keep = target != ignore_index
-    pred, target = pred[keep], target[keep]
-    if len(target) and (int(target.max()) >= classes or int(target.min()) < 0):
-        raise ValueError(f"a mask holds class {int(target.max())}, outside 0..{classes - 1}")
-    return torch.bincount(target * classes + pred, minlength=classes * classes).view(classes, classes).cpu()
-
-
-def iou_from_confusion(confusion: Tensor) -> Tensor:
-    """Per-class IoU (float64; NaN where a class is neither present nor predicted)."""
-    c = confusion.double()
-    tp = c.diagonal()
-    union = c.sum(0) + c.sum(1) - tp
-    return torch.where(union > 0, tp / union.clamp_min(1), torch.full_like(tp, float("nan")))
+from caekit.metrics import IGNORE_INDEX, confusion_matrix, iou_from_confusion
 
 
 @dataclass
@@ -74,23 +56,6 @@ class SegmentationScores:
         return "\n".join(lines)
 
 
-def per_image_scores(pred: Tensor, target: Tensor, classes: int, ignore_index: int = IGNORE_INDEX) -> tuple[Tensor, Tensor]:
-    """Per-image pixel accuracy and mean IoU (over the classes present in that image's truth or prediction), [N] each."""
-    n = len(pred)
-    valid = target != ignore_index
-    pred, target = pred.long().flatten(1), torch.where(valid, target.long(), 0).flatten(1)
-    valid = valid.flatten(1)
-    offsets = torch.arange(n, device=pred.device)[:, None] * classes * classes
-    counts = torch.bincount((offsets + target * classes + pred)[valid], minlength=n * classes * classes)
-    confusion = counts.view(n, classes, classes).double()
-    tp = confusion.diagonal(dim1=1, dim2=2)
-    union = confusion.sum(1) + confusion.sum(2) - tp
-    present = union > 0
-    iou = (torch.where(present, tp / union.clamp_min(1), 0).sum(1) / present.sum(1).clamp_min(1)).float()
-    accuracy = (tp.sum(1) / valid.sum(1).clamp_min(1)).float()
-    return accuracy, iou
-
-
 @torch.inference_mode()
 def evaluate_segmentation(model: nn.Module, images: Tensor, masks: Tensor, classes: list[str], batch_size: int = 128,
                           ignore_index: int = IGNORE_INDEX) -> SegmentationScores:
@@ -106,5 +71,4 @@ def evaluate_segmentation(model: nn.Module, images: Tensor, masks: Tensor, class
     return SegmentationScores(confusion, list(classes))
 
 
-__all__ = ["IGNORE_INDEX", "SegmentationScores", "confusion_matrix", "evaluate_segmentation", "iou_from_confusion",
-           "per_image_scores"]
+__all__ = ["IGNORE_INDEX", "SegmentationScores", "evaluate_segmentation"]

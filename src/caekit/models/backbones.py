@@ -8,14 +8,12 @@ file holding the torchvision model's state dict.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from safetensors.torch import load_file
 from torch import Tensor, nn
 from torchvision import models as tvm
 
-from caekit.errors import CheckpointError, ConfigError
+from caekit.errors import ConfigError
 from caekit.models.cae import EncoderOutput
+from caekit.models.weights import load_weights
 
 BACKBONES = ("resnet18", "resnet34", "vgg11", "vgg16")
 
@@ -64,25 +62,23 @@ class BackboneEncoder(nn.Module):
         return maps
 
 
-def _load_weights(model: nn.Module, weights: str | None) -> None:
-    if weights is None:
-        return
-    path = Path(weights)
-    if path.suffix != ".safetensors" or not path.is_file():
-        raise CheckpointError(f"backbone weights must be a local .safetensors file; '{weights}' is not one")
-    missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
-    if missing:
-        raise CheckpointError(f"'{weights}' lacks {len(missing)} backbone tensors (first: {missing[0]})")
+def resnet_stem(net: tvm.ResNet, in_channels: int, small_input: bool) -> tvm.ResNet:
+    """Adapt a torchvision ResNet's stem in place: for small inputs (28-64 px) a 3x3 stride-1 conv and no max pool,
+    as ResNets for CIFAR do; otherwise the published 7x7 stride-2 conv, rebuilt only for other than 3 channels."""
+    if small_input:
+        net.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
+        net.maxpool = nn.Identity()
+    elif in_channels != 3:
+        net.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+    return net
 
 
 def _resnet(name: str, in_channels: int, depth: int, small_input: bool, weights: str | None) -> BackboneEncoder:
     net = getattr(tvm, name)(weights=None)
-    _load_weights(net, weights)
-    if small_input:  # 28-64 px images: a 3x3 stride-1 stem and no max pool, as ResNets for CIFAR do
-        stem = nn.Sequential(nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), net.bn1, net.relu)
-    else:
-        conv = net.conv1 if in_channels == 3 else nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
-        stem = nn.Sequential(conv, net.bn1, net.relu, net.maxpool)
+    if weights is not None:  # every tensor of the torchvision model must be there; extra ones are ignored
+        load_weights(net, weights, "subset")
+    resnet_stem(net, in_channels, small_input)
+    stem = nn.Sequential(net.conv1, net.bn1, net.relu, *([] if small_input else [net.maxpool]))
     stages: list[nn.Module] = [nn.Sequential(stem, net.layer1), net.layer2, net.layer3, net.layer4][:depth]
     channels = [64, 128, 256, 512][:depth]
     return BackboneEncoder(name, stages, [None] * (depth - 1), channels)
@@ -90,7 +86,8 @@ def _resnet(name: str, in_channels: int, depth: int, small_input: bool, weights:
 
 def _vgg(name: str, in_channels: int, depth: int, weights: str | None) -> BackboneEncoder:
     net = getattr(tvm, name)(weights=None)
-    _load_weights(net, weights)
+    if weights is not None:  # every tensor of the torchvision model must be there; extra ones are ignored
+        load_weights(net, weights, "subset")
     layers = list(net.features)
     if in_channels != 3:
         first = layers[0]

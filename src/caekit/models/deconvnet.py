@@ -14,8 +14,16 @@ from typing import Any
 from torch import Tensor, nn
 
 from caekit.layers import conv_block
+from caekit.models._pixelwise import (
+    VGG16_BLOCKS,
+    EncoderInfo,
+    PixelwiseNet,
+    Task,
+    Upsample,
+    conv3x3,
+    encoder_decoder,
+)
 from caekit.models.cae import EncoderOutput
-from caekit.models.fcn import VGG16_BLOCKS, EncoderInfo, PixelwiseNet, Task, Upsample, conv3x3, encoder_decoder
 from caekit.models.registry import register_model
 
 

@@ -11,8 +11,15 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from caekit.models._pixelwise import (
+    EncoderInfo,
+    PixelwiseNet,
+    Task,
+    Upsample,
+    conv3x3,
+    encoder_decoder,
+)
 from caekit.models.cae import EncoderOutput
-from caekit.models.fcn import EncoderInfo, PixelwiseNet, Task, Upsample, conv3x3, encoder_decoder
 from caekit.models.registry import register_model
 
 

@@ -10,7 +10,6 @@ fine-tuned with the ``reconstruct`` objective. Stages are fully connected (``fc`
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,7 +19,7 @@ from caekit.errors import ConfigError
 from caekit.layers import ConvTranspose2d, activation
 from caekit.models.cae import EncoderOutput
 from caekit.models.registry import register_model
-from caekit.checkpoint import model_state, read_checkpoint
+from caekit.models.weights import load_weights
 
 
 def _stage_modules(kind: str, in_shape: tuple[int, ...], stage: dict[str, Any], out_activation: str) -> tuple[nn.Module, nn.Module, tuple[int, ...]]:
@@ -140,26 +139,14 @@ class StackedAutoencoder(nn.Module):
         return self.decode(self.encoder(x).code)
 
 
-def load_weights(model: nn.Module, path: str | Path) -> None:
-    """Initialise ``model`` from a run folder or checkpoint of the same architecture (greedy hand-over)."""
-    from caekit.runs import RunFolder
-
-    path = Path(path)
-    checkpoint = RunFolder(path).best_or_last() if path.is_dir() else path
-    tensors, _ = read_checkpoint(checkpoint)
-    missing, unexpected = model.load_state_dict(model_state(tensors), strict=False)
-    if missing or unexpected:
-        raise ConfigError(f"'{path}' does not hold this stack's weights (missing {missing[:2]}, unexpected {unexpected[:2]})")
-
-
 @register_model("stacked")
 def stacked(input_shape: tuple[int, int, int] = (1, 28, 28), stages: list[dict[str, Any]] | None = None,
             train_stage: int | None = None, init: str | None = None, output_activation: str = "sigmoid") -> StackedAutoencoder:
     """Greedy layer-wise stacked autoencoder (fc/conv stages); train_stage k trains stage k on frozen codes."""
     model = StackedAutoencoder(tuple(input_shape), stages or [{"type": "fc", "units": 256}, {"type": "fc", "units": 64}],  # type: ignore[arg-type]
                                train_stage, output_activation)
-    if init:
-        load_weights(model, init)
+    if init:  # the greedy hand-over: a run folder or checkpoint of this very architecture
+        load_weights(model, init, "exact")
     return model
 
 

@@ -13,8 +13,15 @@ import torch
 from torch import Tensor, nn
 
 from caekit.errors import ConfigError
+from caekit.models._pixelwise import (
+    EncoderInfo,
+    PixelwiseNet,
+    Task,
+    Upsample,
+    conv3x3,
+    encoder_decoder,
+)
 from caekit.models.cae import EncoderOutput
-from caekit.models.fcn import EncoderInfo, PixelwiseNet, Task, Upsample, conv3x3, encoder_decoder
 from caekit.models.registry import register_model
 
 

@@ -75,34 +75,6 @@ def coverage_bars(counts: np.ndarray, confidence: np.ndarray, classes: list[str]
     return _save(fig, path)
 
 
-def generate(model: nn.Module, count: int, labels: list[int] | None, path: Path, seed: int = 0, image_dir: Path | None = None) -> Path:
-    """Samples of a trained VAE/DCGAN (conditional ones: ``labels`` cycled, or every class in turn) as a grid."""
-    from caekit.data.noise import seeded
-    from caekit.errors import CheckpointError
-
-    if not hasattr(model, "sample"):
-        raise CheckpointError(f"{type(model).__name__} is not a generative model (VAE, cVAE, DCGAN, cDCGAN)")
-    classes = getattr(model, "num_classes", 0)
-    label_tensor = None
-    if labels:
-        if not classes:
-            raise CheckpointError("--label needs a class-conditional model (cvae or cdcgan)")
-        bad = [v for v in labels if not 0 <= v < classes]
-        if bad:
-            raise CheckpointError(f"class {bad[0]} is outside the model's {classes} classes (0..{classes - 1})")
-        label_tensor = torch.tensor(labels).repeat(-(-count // len(labels)))[:count]
-    device = next(model.parameters()).device
-    images = model.sample(count, label_tensor.to(device) if label_tensor is not None else None, generator=seeded(seed)).cpu()
-    if image_dir is not None:
-        from caekit.evaluate.denoising import save_png
-
-        image_dir.mkdir(parents=True, exist_ok=True)
-        for i, image in enumerate(images):
-            save_png(image, image_dir / f"sample_{i:04d}.png")
-    columns = classes if classes and not labels else min(count, 8)
-    return sample_grid(images, path, f"{count} samples", columns=columns)
-
-
 def gan_curves(history: list[dict[str, float]], path: str | Path, title: str | None = None) -> Path:
     """Discriminator and generator losses per epoch, with D's mean outputs on real and generated images."""
     epochs = [row["epoch"] for row in history]

@@ -1,4 +1,4 @@
-"""Pixel-wise objectives (``segment``, ``superres``) and the inference helpers the CLI calls (masks, upscaling).
+"""Pixel-wise objectives: ``segment`` and ``superres``.
 
 ``segment``: K-channel logits against the batch's ``mask`` (uint8 class indices, 255 ignored); cross-entropy,
 optionally plus ``dice`` x the soft multi-class Dice loss. Validation reports per image: loss, pixel accuracy and
@@ -12,26 +12,17 @@ reports PSNR and SSIM of the model and of bicubic upsampling of the same input, 
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor, nn
 
-from caekit.data.canvas import read_mask
-from caekit.data.datasets import IMAGE_EXTENSIONS, read_image
 from caekit.data.imageset import ImageSet
-from caekit.errors import ConfigError, DataError
-from caekit.evaluate.metrics import psnr, ssim
-from caekit.evaluate.segmentation import IGNORE_INDEX, SegmentationScores, confusion_matrix, per_image_scores
-from caekit.fileio import atomic_write_text
-from caekit.train.objectives import Objective, reconstruction_loss, register_objective, unwrap
-from caekit.viz import pixelwise as pixviz
+from caekit.errors import ConfigError
+from caekit.metrics import IGNORE_INDEX, per_image_scores, psnr, ssim
+from caekit.training.objectives import Objective, Painter, reconstruction_loss, register_objective, unwrap
 
 
 def _masks(batch: dict[str, Tensor], classes: int, ignore_index: int) -> Tensor:
@@ -109,13 +100,13 @@ class Segment(Objective):
         return None
 
     @torch.no_grad()
-    def pictures(self, model: nn.Module, images: Tensor, folder: Path) -> list[Path]:
+    def pictures(self, model: nn.Module, images: Tensor, folder: Path, draw: Painter) -> list[Path]:
         predictions = model(images).argmax(1)
         truth = self._truth.get(_image_key(images[0]))
         truth = truth[: len(images)] if truth is not None and len(truth) >= len(images) else None
         count = getattr(unwrap(model), "classes", int(predictions.max()) + 1)
         names = self.class_names if len(self.class_names) == count else ["background", *(f"class{i}" for i in range(1, count))]
-        return [pixviz.segmentation_overlays(images.cpu(), predictions.cpu(), folder / "segmentation.png", names, truth)]
+        return [draw.segmentation_overlays(images.cpu(), predictions.cpu(), folder / "segmentation.png", names, truth)]
 
 
 def downscale(images: Tensor, scale: int) -> tuple[Tensor, Tensor]:
@@ -177,117 +168,12 @@ class SuperResolution(Objective):
                 "bicubic_ssim": ssim(base, target), "psnr_gain": model_psnr - base_psnr}
 
     @torch.no_grad()
-    def pictures(self, model: nn.Module, images: Tensor, folder: Path) -> list[Path]:
+    def pictures(self, model: nn.Module, images: Tensor, folder: Path, draw: Painter) -> list[Path]:
         scale = self._scale(model)
         low, target = downscale(images, scale)
         outputs = model(low).float()
-        return [pixviz.superres_rows(low.cpu(), bicubic(low, scale).cpu(), outputs.cpu(), target.cpu(),
+        return [draw.superres_rows(low.cpu(), bicubic(low, scale).cpu(), outputs.cpu(), target.cpu(),
                                      folder / "superres.png", title=f"x{scale}")]
 
 
-# ------------------------------------------------------------------------------------------- using trained models
-
-
-@torch.inference_mode()
-def predict_masks(model: nn.Module, image: Tensor) -> Tensor:
-    """Class index map [H, W] (int64) of one image (uint8 or [0, 1], [C, H, W]) at its own size."""
-    device = next(model.parameters()).device
-    x = image.to(device)
-    x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
-    return model.eval()(x[None]).argmax(1)[0].cpu()
-
-
-@torch.inference_mode()
-def upscale(model: nn.Module, image: Tensor) -> Tensor:
-    """One image (uint8 or [0, 1], [C, H, W]) upscaled by the model's scale, float in [0, 1]."""
-    model_scale(model)
-    device = next(model.parameters()).device
-    x = image.to(device)
-    x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
-    return model.eval()(x[None])[0].clamp(0, 1).cpu()
-
-
-def _read(path: Path, channels: int) -> Tensor:
-    """An image file as uint8 [C, H, W] at its own size."""
-    img, why = read_image(path)
-    if img is None:
-        raise DataError(f"cannot read image '{path}': {why}")
-    arr = np.asarray(img.convert("L" if channels == 1 else "RGB"))
-    return torch.from_numpy((arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)).copy())
-
-
-def _save_png(array: np.ndarray, path: Path) -> None:
-    Image.fromarray(array).save(path)
-
-
-def _as_uint8(image: Tensor) -> np.ndarray:
-    """[C, H, W] in [0, 1] -> uint8 [H, W] or [H, W, 3]."""
-    return (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).squeeze(-1).numpy()
-
-
-def segment_files(model: nn.Module, paths: list[Path], out: Path, meta: dict[str, Any], masks: Path | None = None) -> dict[str, Any]:
-    """Segment image files at their own size; writes NAME_mask.png (class indices), NAME_overlay.png, overlays.png.
-
-    With ``masks`` (a folder of ground-truth masks named like the images) the truth joins the overlays and the
-    files are scored together (scores.json, iou.png). Returns {"overlays": path, and the scores when scored}.
-    """
-    if getattr(model, "task", "segment") != "segment":
-        raise ConfigError("this model was not trained for segmentation (its task is super-resolution); use caekit upscale")
-    channels = int(meta["image_shape"][0])
-    count = getattr(model, "classes", None) or len(meta.get("classes", []))
-    names = list(meta.get("classes") or [])
-    names = names if len(names) == count else ["background", *(f"class{i}" for i in range(1, count))]
-    out.mkdir(parents=True, exist_ok=True)
-    images, predictions, truths = [], [], []
-    confusion = torch.zeros(count, count, dtype=torch.long)
-    for path in paths:
-        image = _read(path, channels)
-        pred = predict_masks(model, image)
-        _save_png(pred.byte().numpy(), out / f"{path.stem}_mask.png")
-        _save_png((pixviz.overlay(image.float() / 255, pred, count) * 255).round().astype(np.uint8), out / f"{path.stem}_overlay.png")
-        if masks is not None:
-            found = [p for p in masks.iterdir() if p.stem == path.stem and p.suffix.lower() in IMAGE_EXTENSIONS]
-            if not found:
-                raise DataError(f"no mask named '{path.stem}.*' in '{masks}'")
-            truth = torch.from_numpy(np.asarray(read_mask(found[0]), dtype=np.uint8).copy())
-            if truth.shape != pred.shape:
-                raise DataError(f"mask '{found[0]}' is {truth.shape[1]}x{truth.shape[0]}, its image {pred.shape[1]}x{pred.shape[0]}")
-            confusion += confusion_matrix(pred, truth, count)
-            truths.append(truth)
-        images.append(image.float() / 255)
-        predictions.append(pred)
-    same_size = len({tuple(i.shape) for i in images}) == 1
-    report: dict[str, Any] = {}
-    if same_size:
-        report["overlays"] = pixviz.segmentation_overlays(torch.stack(images[:8]), torch.stack(predictions[:8]), out / "overlays.png",
-                                                          names, torch.stack(truths[:8]) if truths else None)
-    else:
-        report["overlays"] = f"{len(paths)} overlays"
-    if masks is not None:
-        scores = SegmentationScores(confusion, names)
-        atomic_write_text(out / "scores.json", json.dumps(scores.as_dict(), indent=1))
-        pixviz.iou_bars(scores.iou, out / "iou.png")
-        report.update(mean_iou=scores.mean_iou, pixel_accuracy=scores.pixel_accuracy)
-    return report
-
-
-def upscale_files(model: nn.Module, paths: list[Path], out: Path, meta: dict[str, Any]) -> Path:
-    """Upscale image files by the model's scale; writes NAME_xS.png, NAME_bicubic.png and comparison.png."""
-    scale = model_scale(model)
-    channels = int(meta["image_shape"][0])
-    out.mkdir(parents=True, exist_ok=True)
-    lows, bases, outputs = [], [], []
-    for path in paths:
-        low = _read(path, channels).float() / 255
-        output, base = upscale(model, low), bicubic(low[None], scale)[0]
-        _save_png(_as_uint8(output), out / f"{path.stem}_x{scale}.png")
-        _save_png(_as_uint8(base), out / f"{path.stem}_bicubic.png")
-        lows.append(low), bases.append(base), outputs.append(output)
-    if len({tuple(i.shape) for i in lows}) == 1:
-        return pixviz.superres_rows(torch.stack(lows), torch.stack(bases), torch.stack(outputs), None, out / "comparison.png",
-                                    title=f"x{scale}")
-    return out
-
-
-__all__ = ["Segment", "SuperResolution", "bicubic", "dice_loss", "downscale", "model_scale", "predict_masks", "segment_files", "upscale",
-           "upscale_files"]
+__all__ = ["Segment", "SuperResolution", "bicubic", "dice_loss", "downscale", "model_scale"]

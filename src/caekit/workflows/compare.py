@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,34 +31,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from torch import nn
 
-from caekit.config import DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, RunConfig, TrainConfig, dump_config, read_mapping, set_dotted
+from caekit.config import (DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, RunConfig, StrictModel, TrainConfig, read_mapping,
+                           set_dotted)
+from caekit.checkpoint import read_checkpoint
 from caekit.data.datasets import conform
 from caekit.data.imageset import ImageSet
 from caekit.data.splits import Splits, labelled_sample, make_splits, split
 from caekit.errors import validate_model
 from caekit.evaluate.classification import ClassificationReport, classification_report, warn_small_classes
 from caekit.fileio import atomic_write_text
-from caekit.api import model_arguments
-from caekit.models.registry import create_model
 from caekit.runs import RunFolder
-from caekit.checkpoint import read_checkpoint, restore
-from caekit.train.engine import Engine
-from caekit.train.objectives import build_objective
-from caekit.train.supervised import predict
+from caekit.inference import classify
+from caekit.runner import train_run
 
 TABLE_METRICS = ("accuracy", "precision", "recall", "f1")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class PretrainConfig(_Strict):
+class PretrainConfig(StrictModel):
     """An autoencoder trained without labels on the Full training set (or on another dataset's, given ``data``)."""
 
     model: ModelConfig
@@ -70,7 +62,7 @@ class PretrainConfig(_Strict):
     val_fraction: float = Field(0.05, ge=0, lt=1)
 
 
-class SampleConfig(_Strict):
+class SampleConfig(StrictModel):
     per_class: int | None = Field(None, gt=0)
     fraction: float | None = Field(None, gt=0, le=1)
 
@@ -86,7 +78,7 @@ class SampleConfig(_Strict):
         return "all labels" if self.fraction == 1 else f"{self.fraction:.0%} of the labels"
 
 
-class EntryConfig(_Strict):
+class EntryConfig(StrictModel):
     """One classifier of the table; ``train``/``optim``/``objective.args`` override the comparison's defaults."""
 
     label: str
@@ -97,7 +89,7 @@ class EntryConfig(_Strict):
     train: dict[str, Any] = Field(default_factory=dict)
 
 
-class CompareConfig(_Strict):
+class CompareConfig(StrictModel):
     name: str = "compare"
     runs_dir: str = "runs"
     data: DataConfig
@@ -145,33 +137,14 @@ class Trained:
 
 def train_model(model_cfg: ModelConfig, objective_cfg: ObjectiveConfig, train_cfg: TrainConfig, optim_cfg: OptimConfig,
                 data_cfg: DataConfig, train: ImageSet, val: ImageSet | None, runs_dir: str | Path, name: str,
-                classes: int | None = None) -> Trained:
-    """Train one model through the engine into a run folder (loadable by ``caekit.api.load``); the best epoch is kept."""
-    from caekit.api import CHECKPOINT_FORMAT
-
-    args = model_arguments(model_cfg.name, model_cfg.args, train.shape, classes)
-    torch.manual_seed(train_cfg.seed)
-    model = create_model(model_cfg.name, **args)
-    objective = build_objective(objective_cfg.name, **objective_cfg.args)
-    run = RunFolder.create(runs_dir, name, name)
-    config = RunConfig(name=run.path.name, runs_dir=str(runs_dir), model=ModelConfig(name=model_cfg.name, args=args),
-                       data=data_cfg, objective=objective_cfg, optim=optim_cfg, train=train_cfg)
-    run.write_config(dump_config(config))
-    meta = {"format": CHECKPOINT_FORMAT, "model": {"name": model_cfg.name, "args": args},
-            "spec": model.spec.model_dump(mode="json") if hasattr(model, "spec") else None,
-            "objective": objective_cfg.model_dump(), "data": data_cfg.model_dump(), "classes": train.classes,
-            "image_shape": list(train.shape), "normalisation": {"input": "uint8 / 255", "range": [0.0, 1.0]}}
-    engine = Engine(model, objective, train_cfg, optim_cfg, run, meta)
-    start = time.perf_counter()
-    try:
-        history = engine.fit(train, val)
-    finally:
-        engine.close()
-    seconds = time.perf_counter() - start
-    if run.checkpoint("best").is_file():
-        tensors, best_meta = read_checkpoint(run.checkpoint("best"))
-        restore(tensors, best_meta, engine.model)
-    return Trained(engine.model.eval(), run, history, seconds)
+                test: ImageSet | None = None, remake: tuple[DataConfig, int] | None = None) -> Trained:
+    """Train one model on in-memory splits into a run folder (the run assembly's, as for any run); the best epoch is
+    kept. ``remake``: the data settings and seed that make the Full set and the test split again."""
+    config = RunConfig(name=name, runs_dir=str(runs_dir), model=model_cfg, data=data_cfg, objective=objective_cfg,
+                       optim=optim_cfg, train=train_cfg)
+    result = train_run(config, Splits(train, val, test), remake=remake)
+    assert result.run is not None
+    return Trained(result.model, result.run, result.history, result.seconds)
 
 
 def _merged(base: BaseModel, overrides: dict[str, Any], cls: type[BaseModel], what: str) -> Any:
@@ -190,11 +163,15 @@ class CompareResult:
     paths: dict[str, Path]
 
 
+def full_and_test(cfg: CompareConfig) -> tuple[DataConfig, int]:
+    """The data settings and seed that make the comparison's Full set (train) and test split (see ``load_data``)."""
+    return cfg.data.model_copy(update={"val_fraction": 0}), cfg.split_seed
+
+
 def load_data(cfg: CompareConfig) -> Splits:
     """Full training set and test split, fixed by ``split_seed`` (no validation part: each sample carves its own)."""
-    d = cfg.data
-    splits = make_splits(d.name, d.root, d.image_size, d.channels, d.fit, val_fraction=0, test_fraction=d.test_fraction,
-                         seed=cfg.split_seed, limit=d.limit, download=d.download, strict=d.strict)
+    data, seed = full_and_test(cfg)
+    splits = make_splits(seed=seed, **data.model_dump())
     if cfg.test_limit and cfg.test_limit < len(splits.test):
         splits.test = split(splits.test, 1 - cfg.test_limit / len(splits.test), cfg.split_seed)[0]
     return splits
@@ -211,7 +188,9 @@ def pretrain(cfg: CompareConfig, key: str, full: ImageSet, folder: Path) -> Trai
                             limit=data_cfg.limit, download=data_cfg.download, strict=data_cfg.strict)
         images = conform(other.train, h, c)
     train, val = (split(images, entry.val_fraction, cfg.split_seed) if entry.val_fraction > 0 else (images, None))
-    return train_model(entry.model, entry.objective, entry.train, entry.optim, data_cfg, train, val, folder / "pretrain", key)
+    remake = full_and_test(cfg) if entry.data is None else None  # another dataset's images are not this one's splits
+    return train_model(entry.model, entry.objective, entry.train, entry.optim, data_cfg, train, val, folder / "pretrain", key,
+                       remake=remake)
 
 
 def run_compare(config: CompareConfig | str | Path | dict[str, Any], overrides: dict[str, Any] | None = None,
@@ -259,8 +238,8 @@ def run_compare(config: CompareConfig | str | Path | dict[str, Any], overrides: 
             objective_cfg = ObjectiveConfig(name=entry.objective.get("name", cfg.objective.name),
                                             args={**cfg.objective.args, **entry.objective.get("args", {})})
             done = train_model(model_cfg, objective_cfg, train_cfg, optim_cfg, cfg.data, train, val, folder / "runs",
-                               f"{_slug(entry.label)}-seed{seed}", len(classes))
-            predicted, _ = predict(done.model, test)
+                               f"{_slug(entry.label)}-seed{seed}", test, full_and_test(cfg))
+            predicted, _ = classify(done.model, test)
             report = classification_report(test.labels.numpy(), predicted.numpy(), classes)
             pooled[entry.label][0].append(test.labels.numpy())
             pooled[entry.label][1].append(predicted.numpy())
@@ -280,6 +259,30 @@ def run_compare(config: CompareConfig | str | Path | dict[str, Any], overrides: 
                                                         title=f"{label} ({cfg.data.name}, seeds pooled)")
     say(f"tables and pictures in {folder}")
     return CompareResult(rows, summary, reports, folder, paths)
+
+
+def classify_run(run: str | Path, mode: str = "linear", per_class: int | None = None, fraction: float | None = None,
+                 dataset: str | None = None, data_root: str | None = None, epochs: int = 10, lr: float = 1e-3,
+                 objective_args: dict[str, Any] | None = None, seed: int = 0, runs_dir: str = "runs",
+                 progress: Callable[[str], None] | None = print) -> CompareResult:
+    """Encoder + FC head on a trained autoencoder, on (a sample of) the labels of its dataset or another: a
+    one-model comparison, so it leaves the same tables, pictures and run folder as ``run_compare``."""
+    _, meta = read_checkpoint(run)
+    data_meta = dict(meta.get("data") or {})
+    if dataset:
+        data_meta = {"name": dataset, "root": data_root}
+    elif data_root:
+        data_meta["root"] = data_root
+    c, h, _ = meta["image_shape"]
+    config = {
+        "name": f"classify-{mode}", "runs_dir": runs_dir,
+        "data": {"name": data_meta["name"], "root": data_meta.get("root"), "image_size": h, "channels": c},
+        "sample": {"per_class": per_class} if per_class else {"fraction": fraction or 1.0},
+        "seeds": [seed], "optim": {"lr": lr}, "train": {"epochs": epochs},
+        "models": [{"label": f"encoder + FC ({mode})", "model": {"name": "encoder_classifier", "args": {"pretrained": str(run), "mode": mode}},
+                    "objective": {"args": objective_args or {}}}],
+    }
+    return run_compare(config, progress=progress)
 
 
 def _slug(label: str) -> str:
@@ -331,5 +334,5 @@ def write_tables(rows: list[dict[str, Any]], summary: list[dict[str, Any]], repo
     return paths
 
 
-__all__ = ["CompareConfig", "CompareResult", "EntryConfig", "PretrainConfig", "SampleConfig", "load_compare_config",
+__all__ = ["CompareConfig", "CompareResult", "classify_run", "EntryConfig", "PretrainConfig", "SampleConfig", "load_compare_config",
            "run_compare", "summarise", "summary_markdown", "train_model"]

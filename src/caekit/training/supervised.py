@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from caekit.data.imageset import ImageSet
 from caekit.errors import ConfigError
-from caekit.train.objectives import Objective, register_objective, unwrap
+from caekit.training.objectives import Objective, register_objective, unwrap
 
 
 def balanced_class_weights(counts: Sequence[int]) -> Tensor:
@@ -123,19 +123,4 @@ class Classify(Objective):
         return {"loss": loss, "accuracy": (logits.argmax(1) == batch["label"]).float()}
 
 
-@torch.inference_mode()
-def predict(model: nn.Module, images: ImageSet | Tensor, batch_size: int = 512) -> tuple[Tensor, Tensor]:
-    """Predicted labels and class probabilities for images (an ImageSet, uint8 or float [N, C, H, W])."""
-    model.eval()
-    device = next(model.parameters()).device
-    data = images.images if isinstance(images, ImageSet) else images
-    probs = []
-    for i in range(0, len(data), batch_size):
-        chunk = data[i : i + batch_size].to(device)
-        chunk = chunk.float().div_(255) if chunk.dtype == torch.uint8 else chunk.float()
-        probs.append(model(chunk).float().softmax(1).cpu())
-    p = torch.cat(probs) if probs else torch.zeros(0, 0)
-    return p.argmax(1), p
-
-
-__all__ = ["Classify", "balanced_class_weights", "balanced_sample_weights", "predict"]
+__all__ = ["Classify", "balanced_class_weights", "balanced_sample_weights"]

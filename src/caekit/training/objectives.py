@@ -10,21 +10,36 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from caekit import viz
 from caekit.data.imageset import ImageSet
 from caekit.errors import ConfigError
-from caekit.evaluate.metrics import psnr
+from caekit.metrics import psnr
 from caekit.registry import Registry
 
 OBJECTIVES: Registry = Registry("objective")
 register_objective = OBJECTIVES.register
 Step = Callable[[str, Tensor], None]
+
+
+class Painter(Protocol):
+    """The pictures an objective can ask for; the run assembly passes ``caekit.viz.painter``, which has them all."""
+
+    def reconstructions(self, originals: Tensor, outputs: Tensor, path: Path, title: str | None = None) -> Path: ...
+    def image_rows(self, rows: list[tuple[str, Tensor]], path: Path, title: str | None = None) -> Path: ...
+    def sample_grid(self, images: Tensor, path: Path, title: str | None = None, columns: int = 8) -> Path: ...
+    def epoch_rows(self, samples: list[Tensor], path: Path, max_rows: int = 12) -> Path: ...
+    def interpolation(self, model: nn.Module, first: Tensor, second: Tensor, path: Path, steps: int = 10) -> Path: ...
+    def manifold(self, model: nn.Module, path: Path, n: int = 15) -> Path: ...
+    def gan_curves(self, history: list[dict[str, float]], path: Path, title: str | None = None) -> Path: ...
+    def segmentation_overlays(self, images: Tensor, predictions: Tensor, path: Path, classes: list[str],
+                              truth: Tensor | None = None) -> Path: ...
+    def superres_rows(self, low: Tensor, bicubic: Tensor, outputs: Tensor, originals: Tensor | None, path: Path,
+                      title: str | None = None) -> Path: ...
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -57,6 +72,11 @@ def call(model: nn.Module, function: Callable[..., Any], *args: Any) -> Any:
     if isinstance(getattr(model, "_orig_mod", model), nn.parallel.DistributedDataParallel):  # also under torch.compile
         return model(*args, through=function)
     return function(unwrap(model), *args)
+
+
+def class_labels(net: nn.Module, batch: dict[str, Tensor]) -> Tensor | None:
+    """The batch's labels for a class-conditional model (one with ``num_classes``), else None."""
+    return batch["label"] if getattr(net, "num_classes", 0) else None
 
 
 def reconstruction_loss(name: str, output: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
@@ -105,8 +125,9 @@ class Objective:
         """Per-image sampling weights for training batches (None: a plain shuffle)."""
         return None
 
-    def optimizer_overrides(self) -> dict[str, dict[str, Any]]:
-        """Per-group optimiser settings that differ from the run's (e.g. a GAN's Adam 2e-4, beta1 0.5)."""
+    def optimizer_defaults(self) -> dict[str, Any]:
+        """Optimiser settings this objective prefers where the run's ``optim`` leaves them empty (a GAN's Adam 2e-4,
+        beta1 0.5, no weight decay); an explicit ``optim.*`` value always wins."""
         return {}
 
     def train_step(self, model: nn.Module, batch: dict[str, Tensor], step: Step) -> dict[str, Tensor]:
@@ -120,8 +141,8 @@ class Objective:
         loss, _ = self.loss(model, batch)
         return {"loss": loss.expand(len(batch["image"]))}
 
-    def pictures(self, model: nn.Module, images: Tensor, folder: Path) -> list[Path]:
-        """Pictures of what the trained model does to a few test images (float [N, C, H, W])."""
+    def pictures(self, model: nn.Module, images: Tensor, folder: Path, draw: Painter) -> list[Path]:
+        """Pictures of what the trained model does to a few test images (float [N, C, H, W]), drawn with ``draw``."""
         return []
 
 
@@ -149,13 +170,14 @@ class Reconstruct(Objective):
         return {"loss": per_image, "mse": mse, "psnr": psnr(output, target)}
 
     @torch.no_grad()
-    def pictures(self, model: nn.Module, images: Tensor, folder: Path) -> list[Path]:
+    def pictures(self, model: nn.Module, images: Tensor, folder: Path, draw: Painter) -> list[Path]:
         outputs = model(self.inputs({"image": images}))
-        return [viz.reconstructions(images, outputs, folder / "reconstructions.png")]
+        return [draw.reconstructions(images, outputs, folder / "reconstructions.png")]
 
 
 # Objectives of the other areas live in their own modules and register themselves when imported.
-OBJECTIVE_MODULES = ("caekit.train.generative", "caekit.train.supervised", "caekit.train.pixelwise")
+OBJECTIVE_MODULES = ("caekit.training.denoise", "caekit.training.stage", "caekit.training.vae", "caekit.training.gan",
+                     "caekit.training.supervised", "caekit.training.pixelwise")
 
 
 def build_objective(name: str, **args: Any) -> Objective:

@@ -1,6 +1,6 @@
 """Training: the one engine, the objectives it runs, checkpoints and distributed support."""
 
-from caekit.train.engine import Engine
-from caekit.train.objectives import OBJECTIVES, Objective, build_objective, register_objective
+from caekit.training.engine import Engine
+from caekit.training.objectives import OBJECTIVES, Objective, build_objective, register_objective
 
 __all__ = ["OBJECTIVES", "Engine", "Objective", "build_objective", "register_objective"]

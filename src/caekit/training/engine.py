@@ -18,29 +18,30 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from caekit.config import OptimConfig, TrainConfig
-from caekit.data.imageset import Batches, ImageSet
+from caekit.data.imageset import Batches, ImageSet, to_unit
+from caekit.device import resolve_device
 from caekit.errors import CheckpointError, ConfigError, TrainingDiverged
 from caekit.runs import RunFolder
-from caekit.train import distributed
+from caekit.training import distributed
 from caekit.checkpoint import read_checkpoint, restore, save_checkpoint
-from caekit.train.cpu import prepare_cpu
-from caekit.train.objectives import Objective, PassThrough
+from caekit.training.cpu import prepare_cpu
+from caekit.training.objectives import Objective, PassThrough
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was asked for but no CUDA GPU is visible; use --device cpu")
-    return device
+def build_optimizer(params: Any, config: OptimConfig) -> torch.optim.Optimizer:
+    """Adam or SGD with the settings of a resolved ``OptimConfig`` (every field filled)."""
+    if config.name == "adam":
+        return torch.optim.Adam(params, lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay)  # type: ignore[arg-type]
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)  # type: ignore[arg-type]
 
 
-def build_optimizer(params: Any, config: OptimConfig, **overrides: Any) -> torch.optim.Optimizer:
-    settings = {**config.model_dump(), **overrides}
-    if settings["name"] == "adam":
-        return torch.optim.Adam(params, lr=settings["lr"], betas=tuple(settings["betas"]), weight_decay=settings["weight_decay"])
-    return torch.optim.SGD(params, lr=settings["lr"], momentum=settings["momentum"], weight_decay=settings["weight_decay"])
+SCHEDULE_FIELDS = ("scheduler", "step_size", "gamma")
+
+
+def schedule_settings(config: TrainConfig) -> dict[str, Any]:
+    """The settings a restored scheduler state depends on (cosine: also the number of epochs, its period)."""
+    fields = [*SCHEDULE_FIELDS, *(["epochs"] if config.scheduler == "cosine" else [])]
+    return {field: getattr(config, field) for field in fields}
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> Any:
@@ -82,9 +83,8 @@ class Engine:
         self.model = model.to(self.device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        overrides = objective.optimizer_overrides()
-        self.optimizers = {name: build_optimizer(params, optim, **overrides.get(name, {}))
-                           for name, params in objective.param_groups(self.model).items()}
+        self.optim = optim.resolved(objective.optimizer_defaults())
+        self.optimizers = {name: build_optimizer(params, self.optim) for name, params in objective.param_groups(self.model).items()}
         self.schedulers = {name: build_scheduler(opt, train) for name, opt in self.optimizers.items()}
         self.net: nn.Module = self.model
         if self.dist.enabled:
@@ -104,7 +104,7 @@ class Engine:
     def to_device(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Move a batch (uint8 images travel, 4x smaller) and turn ``image`` into float in [0, 1]."""
         out = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-        image = out["image"].float().div_(255)
+        image = to_unit(out["image"])
         out["image"] = image.contiguous(memory_format=torch.channels_last) if self.channels_last and image.dim() == 4 else image
         return out
 
@@ -225,7 +225,8 @@ class Engine:
 
     def checkpoint_meta(self, state: dict[str, Any]) -> dict[str, Any]:
         schedulers = {k: s.state_dict() for k, s in self.schedulers.items() if s is not None}
-        return {**self.meta, "train_state": state, "schedulers": schedulers, "objective_state": self.objective.state_dict()}
+        return {**self.meta, "train_state": state, "schedulers": schedulers, "objective_state": self.objective.state_dict(),
+                "optim": self.optim.model_dump(mode="json"), "schedule": schedule_settings(self.config)}
 
     def _save(self, state: dict[str, Any], improved: bool) -> None:
         if self.run is None:
@@ -255,16 +256,50 @@ class Engine:
         if self.run is None:
             raise CheckpointError("resuming needs a run folder")
         tensors, meta = read_checkpoint(self.run.checkpoint("last"))
+        changed_schedule = {k: (v, meta["schedule"][k]) for k, v in schedule_settings(self.config).items()
+                            if "schedule" in meta and k in meta["schedule"] and meta["schedule"][k] != v}
+        if changed_schedule:
+            field, (new, old) = next(iter(changed_schedule.items()))
+            raise ConfigError(f"train.{field} is {new} here but {old} in the run being resumed: a restored learning-rate "
+                              "schedule cannot change it; resume with the old value or start a new run")
         extra = restore(tensors, meta, self.model, self.optimizers)
         for name, scheduler in self.schedulers.items():
             if scheduler is not None and name in meta.get("schedulers", {}):
                 scheduler.load_state_dict(meta["schedulers"][name])
+        if "optim" in meta:
+            self._apply_changed_optim(OptimConfig.model_validate(meta["optim"]))
         self.objective.load_state_dict(meta.get("objective_state", {}))
         rng = extra.get(f"rng_cpu.{self.dist.rank}" if self.dist.rank else "rng_cpu")
         if rng is not None:
             torch.set_rng_state(rng)
         return meta["train_state"]
 
+    def _apply_changed_optim(self, old: OptimConfig) -> None:
+        """Settings changed on resume (``--set optim.lr=...``) replace the restored ones, so the run trains as its
+        config.yaml says; a learning rate is rescaled, so a schedule goes on from where it was at the new level."""
+        if old.name != self.optim.name:
+            raise ConfigError(f"optim.name is {self.optim.name} here but {old.name} in the run being resumed: its "
+                              "optimiser state cannot be restored into another optimiser; start a new run")
+        for name, optimizer in self.optimizers.items():
+            scheduler = self.schedulers.get(name)
+            for i, group in enumerate(optimizer.param_groups):
+                if old.lr != self.optim.lr:
+                    ratio = self.optim.lr / old.lr  # type: ignore[operator]
+                    group["lr"] *= ratio
+                    if "initial_lr" in group:
+                        group["initial_lr"] *= ratio
+                    if scheduler is not None and hasattr(scheduler, "base_lrs"):
+                        scheduler.base_lrs[i] *= ratio
+                for key in ("betas", "weight_decay", "momentum"):
+                    before, after = getattr(old, key), getattr(self.optim, key)
+                    if key in group and before != after and _same(group[key], before):
+                        group[key] = tuple(after) if key == "betas" else after
+
     def close(self) -> None:
         if hasattr(self, "_writer"):
             self._writer.close()
+
+
+def _same(value: Any, setting: Any) -> bool:
+    """A restored group's value is the run's setting (not a group of its own, such as L2-SP's zero weight decay)."""
+    return (tuple(value) == tuple(setting)) if isinstance(setting, (list, tuple)) else value == setting

@@ -1,0 +1,215 @@
+"""Run assembly: the one place where a model, its objective, the engine and a run folder are put together.
+
+    RunConfig (+ in-memory splits) --> model + objective --> Engine.fit --> best checkpoint restored --> test
+    --> run folder: config.yaml, checkpoints/, metrics.csv, tb/, results.json, pictures
+
+Whoever trains (the API, ``compare``, ``search``, greedy stacking, the judge classifier, the benchmarks) comes
+through here, so every run folder has the same files and every checkpoint the same metadata. ``fit`` is the same
+engine without a run folder, for quick in-memory training.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from caekit import viz
+from caekit.checkpoint import model_meta, read_checkpoint, restore
+from caekit.config import DataConfig, OptimConfig, RunConfig, TrainConfig, dump_config, load_config
+from caekit.data.imageset import ImageSet
+from caekit.data.splits import Splits, make_splits
+from caekit.device import resolve_device
+from caekit.errors import DataError
+from caekit.inference import run_splits
+from caekit.models.registry import MODELS, create_model
+from caekit.models.weights import load_trained
+from caekit.runs import RunFolder
+from caekit.training import distributed
+from caekit.training.engine import Engine
+from caekit.training.objectives import Objective, build_objective
+from caekit.viz import painter
+
+EpochHook = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class TrainResult:
+    run: RunFolder | None
+    model: nn.Module
+    history: list[dict[str, float]]
+    test: dict[str, float]
+    splits: Splits
+    seconds: float = 0.0
+
+
+def model_arguments(name: str, args: dict[str, Any], image_shape: tuple[int, int, int], num_classes: int | None = None) -> dict[str, Any]:
+    """All of a builder's arguments: those given, ``input_shape`` and ``num_classes`` from the data when unset, and
+    the builder's defaults for the rest, so that a checkpoint keeps building the same model when a default changes."""
+    args = dict(args)
+    params = inspect.signature(MODELS.get(name)).parameters
+    if "input_shape" in params and args.get("input_shape") is None:
+        args["input_shape"] = list(image_shape)
+    if num_classes is not None and "num_classes" in params and args.get("num_classes") is None:
+        args["num_classes"] = num_classes
+    for key, param in params.items():
+        default = list(param.default) if isinstance(param.default, tuple) else param.default
+        if key not in args and isinstance(default, (bool, int, float, str, list, type(None))):
+            args[key] = default
+    return args
+
+
+def engine_for(model: nn.Module, objective: Objective, train: TrainConfig, optim: OptimConfig, run: RunFolder | None = None,
+               meta: dict[str, Any] | None = None, on_epoch_end: EpochHook | None = None) -> Engine:
+    """The engine for one model; the only place in caekit that constructs one."""
+    return Engine(model, objective, train, optim, run, meta, on_epoch_end)
+
+
+@dataclass
+class Fitted:
+    model: nn.Module
+    history: list[dict[str, float]]
+    seconds: float
+
+
+def fit(model: nn.Module, objective: Objective, train: ImageSet, val: ImageSet | None = None,
+        train_config: TrainConfig | None = None, optim: OptimConfig | None = None) -> Fitted:
+    """Train in memory, without a run folder (the judge classifier, the 8-3-8 encoder, benchmarks); returns the
+    model as the last epoch left it, in eval mode."""
+    engine = engine_for(model, objective, train_config or TrainConfig(), optim or OptimConfig())
+    start = time.perf_counter()
+    try:
+        history = engine.fit(train, val)
+    finally:
+        engine.close()
+    return Fitted(engine.model.eval(), history, time.perf_counter() - start)
+
+
+def _open_run(config: RunConfig, resume: str | Path | None) -> RunFolder | None:
+    """Rank 0 creates the run folder and tells the other ranks where it is."""
+    info = distributed.current()
+    path = None
+    if resume is not None:
+        path = str(RunFolder.existing(resume).path)
+    elif info.is_main:
+        path = str(RunFolder.create(config.runs_dir, config.name, f"{config.model.name}-{config.data.name}").path)
+    if info.enabled:
+        box = [path]
+        torch.distributed.broadcast_object_list(box, src=0)
+        path = box[0]
+    return RunFolder(path) if path else None
+
+
+def train_run(cfg: RunConfig, splits: Splits | None = None, resume: str | Path | None = None,
+              on_epoch_end: EpochHook | None = None, write_run: bool = True,
+              remake: tuple[DataConfig, int] | None = None) -> TrainResult:
+    """Train ``cfg`` on its dataset (or on ``splits`` given in memory) into a new run folder, or go on with ``resume``.
+
+    The run folder gets the resolved config (the objective's optimiser defaults filled in), checkpoints whose
+    metadata say how to rebuild the model, results.json (test metrics, best epoch and the metric that chose it)
+    and the pictures; the returned model carries the best checkpoint's weights.
+
+    ``remake`` (data settings and seed) tells how in-memory ``splits`` are made again, for ``inference.run_splits``:
+    its train split must hold every image they trained or validated on, and its test split none of them.
+    Without it, a run on in-memory splits records that its images cannot be told again.
+    """
+    distributed.setup(resolve_device(cfg.train.device).type)
+    if splits is None:
+        splits = make_splits(seed=cfg.train.seed, **cfg.data.model_dump())
+        remake = (cfg.data, cfg.train.seed)
+    args = model_arguments(cfg.model.name, cfg.model.args, splits.train.shape, len(splits.train.classes))
+    objective = build_objective(cfg.objective.name, **cfg.objective.args)
+    cfg = cfg.model_copy(update={"optim": cfg.optim.resolved(objective.optimizer_defaults())})
+    torch.manual_seed(cfg.train.seed)
+    model = create_model(cfg.model.name, **args)
+    run = _open_run(cfg, resume) if write_run else None
+    main = distributed.current().is_main
+    if run is not None and main:
+        run.write_config(dump_config(cfg))
+    spec = model.spec.model_dump(mode="json") if hasattr(model, "spec") else None
+    meta = model_meta(cfg.model.name, args, spec, cfg.objective.model_dump(), cfg.data.model_dump(), splits.train.classes,
+                      splits.train.shape)
+    meta["splits"] = {"data": remake[0].model_dump(), "seed": remake[1]} if remake else None  # how inference finds its test images
+    engine = engine_for(model, objective, cfg.train, cfg.optim, run, meta, on_epoch_end)
+    start = time.perf_counter()
+    try:
+        history = engine.fit(splits.train, splits.val, resume=resume is not None)
+        seconds = time.perf_counter() - start
+        if run is not None and main and run.checkpoint("best").is_file():
+            tensors, best_meta = read_checkpoint(run.checkpoint("best"))
+            restore(tensors, best_meta, engine.model)
+        distributed.broadcast_module(engine.model)  # other ranks (maybe on other machines) test rank 0's best weights
+        test = engine.evaluate(splits.test) if splits.test is not None and len(splits.test) else {}
+    finally:
+        engine.close()
+    model = engine.model.eval()
+    if run is not None and main:
+        write_results(run, objective, history, {"test": test})
+        draw_run_pictures(run, model, objective, splits, history)
+    return TrainResult(run, model, history, test, splits, seconds)
+
+
+def best_epoch(history: list[dict[str, float]], objective: Objective) -> int | None:
+    """The epoch whose metrics the objective ranks best (the one the best checkpoint holds)."""
+    rows = [row for row in history if objective.monitor in row]
+    return int(min(rows, key=objective.rank)["epoch"]) if rows else None
+
+
+def write_results(run: RunFolder, objective: Objective, history: list[dict[str, float]], metrics: dict[str, Any]) -> Path:
+    """results.json: the metrics per split, the number of epochs, the best epoch and the metric that picked it."""
+    return run.write_json("results.json", {**metrics, "epochs": len(history), "best_epoch": best_epoch(history, objective),
+                                           "monitor": objective.monitor, "monitor_mode": objective.monitor_mode})
+
+
+def evaluate_run(path: str | Path, checkpoint: str = "best", split: str = "test", pictures: bool = True) -> dict[str, float]:
+    """Evaluate a run's best (or last) checkpoint on its own test or validation split, e.g. after stopping it early.
+
+    Rewrites results.json and, with ``pictures``, the run's pictures from that checkpoint.
+    """
+    run = RunFolder.existing(path)
+    cfg = load_config(run.config_path)
+    splits = run_splits(run)
+    data = splits.test if split == "test" else splits.val
+    if data is None:
+        raise DataError(f"run '{run.path}' has no {split} split")
+    model, _ = load_trained(run.best_or_last() if checkpoint == "best" else run.checkpoint(checkpoint))
+    objective = build_objective(cfg.objective.name, **cfg.objective.args)
+    engine = engine_for(model, objective, cfg.train, cfg.optim)
+    metrics = engine.evaluate(data)
+    engine.close()
+    history = run.read_metrics()
+    if distributed.current().is_main:
+        write_results(run, objective, history, {split: metrics, "checkpoint": checkpoint})
+        if pictures:
+            draw_run_pictures(run, engine.model.eval(), objective, splits, history)
+    return metrics
+
+
+def draw_run_pictures(run: RunFolder, model: nn.Module, objective: Objective, splits: Splits,
+                      history: list[dict[str, float]]) -> list[Path]:
+    """curves.png, plus whatever the objective and the model can show (reconstructions, filters, feature maps)."""
+    device = next(model.parameters()).device
+    shown = next(part for part in (splits.test, splits.val, splits.train) if part is not None and len(part))
+    picks = torch.linspace(0, len(shown) - 1, min(10, len(shown))).long()  # spread over the classes
+    images = shown.subset(picks).unit_images().to(device)
+    paths = [viz.curves(history, run.picture("curves.png"), title=run.path.name)] if history else []
+    paths += objective.pictures(model, images, run.path, painter)
+    encoder = getattr(model, "encoder", None)
+    first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if first_conv is not None:
+        paths.append(viz.filters(first_conv.weight, run.picture("filters.png")))
+    if hasattr(encoder, "feature_maps"):
+        with torch.no_grad():
+            maps = [(name, fmap[0]) for name, fmap in encoder.feature_maps(images[:1])]  # type: ignore[union-attr]
+        paths.append(viz.feature_maps(images[0], maps, run.picture("feature_maps.png")))
+    return paths
+
+
+__all__ = ["Fitted", "TrainResult", "best_epoch", "draw_run_pictures", "engine_for", "evaluate_run", "fit", "model_arguments",
+           "train_run", "write_results"]

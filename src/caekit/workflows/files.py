@@ -1,0 +1,239 @@
+"""A trained model on files and splits: what the CLI's verbs call, one function each.
+
+Every function takes the model's run folder (or checkpoint), reads through ``caekit.inference``, draws through
+``caekit.viz`` and writes into one output folder. No output may replace one of the inputs, and no two outputs of
+one call may share a name: such a call is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from caekit import inference, viz
+from caekit.data.canvas import read_mask
+from caekit.data.datasets import IMAGE_EXTENSIONS
+from caekit.data.noise import Corruption, seeded
+from caekit.errors import CheckpointError, ConfigError, DataError
+from caekit.fileio import atomic_write_text
+from caekit.metrics import confusion_matrix
+from caekit.training.pixelwise import bicubic, model_scale
+from caekit.viz import pixelwise as pixviz
+
+
+def check_outputs(inputs: Sequence[str | Path], outputs: Sequence[Path]) -> None:
+    """Refuse a call that would write over one of its inputs, or write two of its outputs to one file."""
+    given = {Path(p).resolve() for p in inputs}
+    seen: dict[Path, Path] = {}
+    for out in outputs:
+        target = out.resolve()
+        if target in given:
+            raise ConfigError(f"'{out}' is one of the input images: choose another --out folder")
+        if target in seen:
+            raise ConfigError(f"two outputs would both be written to '{out}' (inputs with the same name in different "
+                              "folders or with different extensions): run them in separate calls")
+        seen[target] = out
+
+
+def _stems(images: Sequence[str | Path]) -> list[str]:
+    return [Path(p).stem for p in images]
+
+
+def reconstruct_files(images: Sequence[str | Path], run: str | Path, out: str | Path) -> tuple[list[Path], Path]:
+    """Reconstruct image files: ``out/<name>.png`` each, and ``out/comparison.png`` (originals above reconstructions)."""
+    folder = Path(out)
+    targets = [folder / f"{stem}.png" for stem in _stems(images)] + [folder / "comparison.png"]
+    check_outputs(images, targets)
+    model, meta = inference.load(run)
+    originals = inference.read_images(images, meta["image_shape"])
+    outputs = inference.reconstruct(model, originals)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [inference.save_png(image, path) for image, path in zip(outputs, targets)]
+    return written, viz.reconstructions(originals.float() / 255, outputs, targets[-1])
+
+
+def denoise_files(images: Sequence[str | Path], run: str | Path, out: str | Path, add_noise: str | None = None,
+                  level: float = 0.3, seed: int = 0) -> tuple[list[Path], Path]:
+    """Clean image files with a denoising model into ``out/<name>.png``; with ``add_noise`` corrupt them first
+    (kept as ``<name>_noisy.png``). Returns the written files and ``comparison.png``."""
+    folder = Path(out)
+    stems = _stems(images)
+    targets = [folder / f"{stem}.png" for stem in stems]
+    noisy_targets = [folder / f"{stem}_noisy.png" for stem in stems] if add_noise else []
+    check_outputs(images, [*targets, *noisy_targets, folder / "comparison.png"])
+    model, meta = inference.load(run)
+    clean = inference.read_images(images, meta["image_shape"]).float() / 255
+    inputs = Corruption(add_noise, level)(clean, seeded(seed)) if add_noise else clean
+    outputs = inference.reconstruct(model, inputs)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [(f"noisy ({add_noise} {level:g})" if add_noise else "input", inputs), ("denoised", outputs)]
+    if add_noise:
+        rows.append(("clean", clean))
+        for image, path in zip(inputs, noisy_targets):
+            inference.save_png(image, path)
+    written = [inference.save_png(image, path) for image, path in zip(outputs, targets)]
+    return written, viz.image_rows([(label, batch[:16]) for label, batch in rows], folder / "comparison.png")
+
+
+def sample_files(run: str | Path, count: int, labels: list[int] | None, out: str | Path, seed: int = 0,
+                 image_dir: str | Path | None = None) -> Path:
+    """Samples of a trained VAE/DCGAN as a grid picture (and, with ``image_dir``, one PNG each)."""
+    model, _ = inference.load(run)
+    images = inference.sample(model, count, labels, seed)
+    if image_dir is not None:
+        Path(image_dir).mkdir(parents=True, exist_ok=True)
+        for i, image in enumerate(images):
+            inference.save_png(image, Path(image_dir) / f"sample_{i:04d}.png")
+    from caekit.viz.generative import sample_grid
+
+    classes = getattr(model, "num_classes", 0)
+    columns = classes if classes and not labels else min(count, 8)
+    return sample_grid(images, Path(out), f"{count} samples", columns=columns)
+
+
+def feature_maps_file(image: str | Path, run: str | Path, out: str | Path, per_stage: int = 8) -> Path:
+    """The feature maps of each encoder stage of a trained model for one image file."""
+    check_outputs([image], [Path(out)])
+    model, meta = inference.load(run)
+    encoder = getattr(model, "encoder", None)
+    if not hasattr(encoder, "feature_maps"):
+        raise CheckpointError(f"model '{meta['model']['name']}' has no encoder stages to show")
+    x = inference.read_images([image], meta["image_shape"]).float() / 255
+    with torch.no_grad():
+        maps = [(name, fmap[0]) for name, fmap in encoder.feature_maps(x)]  # type: ignore[union-attr]
+    return viz.feature_maps(x[0], maps, out, per_stage)
+
+
+@dataclass
+class Encoded:
+    codes: np.ndarray
+    path: Path
+    images: int
+
+
+def encode_split(run: str | Path, out: str | Path, split: str = "test", dataset: str | None = None,
+                 data_root: str | None = None) -> Encoded:
+    """Codes of a split (the run's own, or another dataset's) as .npz (``codes``, ``labels``, ``classes``) or .npy."""
+    model, meta = inference.load(run)
+    data = inference.dataset_split(run, meta, split, dataset, data_root)
+    codes = inference.encode(model, data, progress=True)
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".npy":
+        np.save(path, codes)
+    else:
+        np.savez(path, codes=codes, labels=data.labels.numpy(), classes=np.array(data.classes))
+    return Encoded(codes, path, len(data))
+
+
+def embed_split(run: str | Path, out: str | Path, split: str = "test", dataset: str | None = None, data_root: str | None = None,
+                methods: tuple[str, ...] = ("tsne", "pca"), max_points: int | None = 5000, projector: bool = True,
+                thumbnails: int = 0, seed: int = 0) -> Any:
+    """t-SNE/PCA maps and the TensorBoard projector bundle of a split's codes (``caekit.evaluate.embed.embed``)."""
+    from caekit.evaluate.embed import embed
+
+    model, meta = inference.load(run)
+    data = inference.dataset_split(run, meta, split, dataset, data_root)
+    return embed(model, data, out, methods, max_points, projector, thumbnails, seed)
+
+
+def cluster_split(run: str | Path, split: str = "test", dataset: str | None = None, data_root: str | None = None,
+                  methods: tuple[str, ...] = ("kmeans", "agglomerative"), k: int | None = None, max_points: int = 5000,
+                  pca_dims: int = 50, seed: int = 0) -> tuple[str, int]:
+    """Cluster a split's codes, raw pixels and PCA of pixels; the Markdown table (NMI, ARI, accuracy) and the image count."""
+    from caekit.data.splits import split as hold_out
+    from caekit.evaluate.cluster import compare_clusterings, rows_to_markdown
+
+    model, meta = inference.load(run)
+    data = inference.dataset_split(run, meta, split, dataset, data_root)
+    if len(data) > max_points:
+        data = hold_out(data, 1 - max_points / len(data), seed)[0]
+    codes = inference.encode(model, data, progress=True)
+    rows = compare_clusterings(codes, data.images.numpy(), data.labels.numpy(), k, methods, pca_dims, seed, max_points=None)
+    return rows_to_markdown(rows), len(data)
+
+
+def segment_files(images: Sequence[str | Path], run: str | Path, out: str | Path, masks: str | Path | None = None) -> dict[str, Any]:
+    """Segment image files at their own size: ``NAME_mask.png`` (class indices), ``NAME_overlay.png`` and
+    ``overlays.png``; with ``masks`` (ground truth named like the images) also ``scores.json`` and ``iou.png``."""
+    folder = Path(out)
+    stems = _stems(images)
+    check_outputs(images, [folder / f"{s}_{kind}.png" for s in stems for kind in ("mask", "overlay")])
+    model, meta = inference.load(run)
+    if getattr(model, "task", "segment") != "segment":
+        raise ConfigError("this model was not trained for segmentation (its task is super-resolution); use caekit upscale")
+    channels = int(meta["image_shape"][0])
+    count = getattr(model, "classes", None) or len(meta.get("classes", []))
+    names = list(meta.get("classes") or [])
+    names = names if len(names) == count else ["background", *(f"class{i}" for i in range(1, count))]
+    folder.mkdir(parents=True, exist_ok=True)
+    pictures, predictions, truths = [], [], []
+    confusion = torch.zeros(count, count, dtype=torch.long)
+    for path, stem in zip(images, stems):
+        image = inference.read_file(path, channels)
+        pred = inference.segment(model, image)
+        inference.save_png(pred.byte().numpy(), folder / f"{stem}_mask.png")
+        inference.save_png((pixviz.overlay(image.float() / 255, pred, count) * 255).round().astype(np.uint8),
+                           folder / f"{stem}_overlay.png")
+        if masks is not None:
+            truth = _truth_mask(Path(masks), stem, pred)
+            confusion += confusion_matrix(pred, truth, count)
+            truths.append(truth)
+        pictures.append(image.float() / 255)
+        predictions.append(pred)
+    report: dict[str, Any] = {"overlays": f"{len(images)} overlays"}
+    if len({tuple(i.shape) for i in pictures}) == 1:
+        report["overlays"] = pixviz.segmentation_overlays(torch.stack(pictures[:8]), torch.stack(predictions[:8]),
+                                                          folder / "overlays.png", names, torch.stack(truths[:8]) if truths else None)
+    if masks is not None:
+        from caekit.evaluate.segmentation import SegmentationScores
+
+        scores = SegmentationScores(confusion, names)
+        atomic_write_text(folder / "scores.json", json.dumps(scores.as_dict(), indent=1))
+        pixviz.iou_bars(scores.iou, folder / "iou.png")
+        report.update(mean_iou=scores.mean_iou, pixel_accuracy=scores.pixel_accuracy)
+    return report
+
+
+def _truth_mask(masks: Path, stem: str, pred: Tensor) -> Tensor:
+    found = [p for p in masks.iterdir() if p.stem == stem and p.suffix.lower() in IMAGE_EXTENSIONS]
+    if not found:
+        raise DataError(f"no mask named '{stem}.*' in '{masks}'")
+    truth = torch.from_numpy(np.asarray(read_mask(found[0]), dtype=np.uint8).copy())
+    if truth.shape != pred.shape:
+        raise DataError(f"mask '{found[0]}' is {truth.shape[1]}x{truth.shape[0]}, its image {pred.shape[1]}x{pred.shape[0]}")
+    return truth
+
+
+def upscale_files(images: Sequence[str | Path], run: str | Path, out: str | Path) -> tuple[int, Path]:
+    """Upscale image files by the model's scale: ``NAME_xS.png``, ``NAME_bicubic.png`` and ``comparison.png``.
+    Returns the scale and the comparison picture (the folder when the images differ in size)."""
+    folder = Path(out)
+    model, meta = inference.load(run)
+    scale = model_scale(model)
+    stems = _stems(images)
+    check_outputs(images, [folder / f"{s}_{kind}.png" for s in stems for kind in (f"x{scale}", "bicubic")])
+    channels = int(meta["image_shape"][0])
+    folder.mkdir(parents=True, exist_ok=True)
+    lows, bases, outputs = [], [], []
+    for path, stem in zip(images, stems):
+        low = inference.read_file(path, channels).float() / 255
+        output, base = inference.upscale(model, low), bicubic(low[None], scale)[0]
+        inference.save_png(output, folder / f"{stem}_x{scale}.png")
+        inference.save_png(base, folder / f"{stem}_bicubic.png")
+        lows.append(low), bases.append(base), outputs.append(output)
+    if len({tuple(i.shape) for i in lows}) == 1:
+        return scale, pixviz.superres_rows(torch.stack(lows), torch.stack(bases), torch.stack(outputs), None,
+                                           folder / "comparison.png", title=f"x{scale}")
+    return scale, folder
+
+
+__all__ = ["Encoded", "check_outputs", "cluster_split", "embed_split", "denoise_files", "encode_split", "feature_maps_file", "reconstruct_files", "sample_files",
+           "segment_files", "upscale_files"]
