@@ -19,7 +19,7 @@ from caekit.errors import ConfigError, validate_model
 class StrictModel(BaseModel):
     """A settings block that refuses unknown fields (a misspelt key is an error, not silently ignored)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class ModelConfig(StrictModel):

@@ -377,6 +377,11 @@ PRESETS: dict[str, AutoencoderSpec] = {
 }
 
 
+def preset_summary(name: str) -> str:
+    """The one-line description of a preset, e.g. "The reference CAE preset 'cae32' (3x32x32)."."""
+    return f"The reference CAE preset '{name}' ({'x'.join(map(str, PRESETS[name].input_shape))})."
+
+
 def parse_spec(data: dict[str, Any], source: str = "spec") -> AutoencoderSpec:
     """Validate a spec given as plain data; errors become one line naming the field."""
     try:

@@ -158,21 +158,19 @@ def summary(spec: str, input_shape: str | None, upsample: str | None) -> None:
 @click.command("models")
 def list_models_command() -> None:
     """List the registered models and presets."""
-    from caekit.models import MODELS, list_models
+    from caekit import catalogue
 
-    for name in list_models():
-        doc = (MODELS.get(name).__doc__ or "").strip().splitlines()
-        click.echo(f"{name:14s} {doc[0] if doc else ''}")
+    for name, summary in catalogue.models():
+        click.echo(f"{name:14s} {summary}")
 
 
 @click.command("datasets")
 def list_datasets_command() -> None:
     """List the registered datasets."""
-    from caekit.data.datasets import DATASETS
+    from caekit import catalogue
 
-    for name in DATASETS.names():
-        doc = (DATASETS.get(name).__doc__ or "").strip().splitlines()
-        click.echo(f"{name:14s} {doc[0] if doc else ''}")
+    for name, summary in catalogue.datasets():
+        click.echo(f"{name:14s} {summary}")
 
 
 COMMANDS += [train, evaluate, demo, reconstruct, features, encode, summary, list_models_command, list_datasets_command]

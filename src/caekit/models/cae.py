@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from caekit.layers import ConvTranspose2d, MaxUnpool, activation, conv_block, unpool
 from caekit.models.registry import register_model
-from caekit.spec import PRESETS, AutoencoderSpec, Layer, Plan, load_spec, parse_spec, plan
+from caekit.spec import PRESETS, AutoencoderSpec, Layer, Plan, load_spec, parse_spec, plan, preset_summary
 
 
 @dataclass
@@ -175,7 +175,7 @@ def _preset_builder(preset: str):
               bottleneck: dict[str, Any] | None = None) -> ConvAutoencoder:
         return ConvAutoencoder(_resolve_spec(None, preset, input_shape=input_shape, upsample=upsample, bottleneck=bottleneck))
 
-    build.__doc__ = f"The reference CAE preset '{preset}' ({'x'.join(map(str, PRESETS[preset].input_shape))})."
+    build.__doc__ = preset_summary(preset)
     return build
 
 

@@ -8,25 +8,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, model_validator
 
-from caekit.config import (
-    RunConfig,
-    load_config,
-    parse_config,
-    read_mapping,
-    with_overrides,
-)
+from caekit.config import RunConfig, StrictModel, load_config, parse_config, read_mapping, with_overrides
 from caekit.errors import CaekitError, ConfigError, validate_model
 
 MAXIMISED = ("psnr", "ssim", "acc", "f1", "nmi", "ari", "auc", "precision", "recall", "iou", "dice")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Param(_Strict):
+class Param(StrictModel):
     """One searched field: a list of ``values``, or a ``low``..``high`` range (float or int, optionally log)."""
 
     values: list[Any] | None = None
@@ -73,7 +63,7 @@ class Param(_Strict):
         return list(dict.fromkeys(self.cast(v) for v in points))  # int ranges may collapse to fewer points
 
 
-class SearchConfig(_Strict):
+class SearchConfig(StrictModel):
     name: str | None = None
     runs_dir: str | None = None
     base: str | dict[str, Any] = Field(default_factory=dict)

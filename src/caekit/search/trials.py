@@ -75,7 +75,8 @@ def run_trial(base: dict[str, Any], folder: str, number: int, params: dict[str, 
     """Train one trial into ``folder/trial-NNN``; a diverging or failing trial is recorded, not raised."""
     import torch
 
-    from caekit.api import train
+    from caekit.config import resolve_config
+    from caekit.runner import train_run
 
     if threads:
         torch.set_num_threads(threads)
@@ -84,7 +85,7 @@ def run_trial(base: dict[str, Any], folder: str, number: int, params: dict[str, 
     log = io.StringIO()  # per-epoch lines of parallel trials would interleave: each keeps its own in train.log
     try:
         with contextlib.redirect_stdout(log):
-            train(base, overrides=_trial_overrides(Path(folder), number, params), on_epoch_end=on_epoch_end)
+            train_run(resolve_config(base, _trial_overrides(Path(folder), number, params)), on_epoch_end=on_epoch_end)
     except CaekitError as exc:
         status, error = ("diverged" if isinstance(exc, TrainingDiverged) else "failed"), str(exc)
     except Exception as exc:  # noqa: BLE001 - one broken trial must not take the others down; its error is kept
