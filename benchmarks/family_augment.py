@@ -15,13 +15,19 @@ import torch
 
 from caekit.config import OptimConfig, TrainConfig
 from caekit.data.datasets import load_dataset
-from caekit.evaluate.generative import (classification_scores, conditional_samples, imbalanced, oversampled, sample_coverage,
-                                        with_synthetic)
+from caekit.evaluate.generative import (
+    classification_scores,
+    conditional_samples,
+    imbalanced,
+    oversampled,
+    sample_coverage,
+    with_synthetic,
+)
 from caekit.models import create_model
 from caekit.runner import fit
-from caekit.workflows.judge import train_classifier
 from caekit.training.objectives import build_objective
 from caekit.viz.generative import sample_grid
+from caekit.workflows.judge import train_classifier
 
 OUT = Path(__file__).parent / "results" / "family"
 

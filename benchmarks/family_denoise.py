@@ -14,7 +14,7 @@ from pathlib import Path
 from caekit.api import train
 from caekit.data.datasets import load_dataset
 from caekit.data.noise import Corruption
-from caekit.evaluate.denoising import comparison_picture, compare, markdown_table
+from caekit.evaluate.denoising import compare, comparison_picture, markdown_table
 
 OUT = Path(__file__).parent / "results" / "family"
 

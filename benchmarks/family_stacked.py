@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
-from caekit.inference import encode, load
 from caekit.data.datasets import load_dataset
 from caekit.data.splits import labelled_sample
 from caekit.evaluate.classification import linear_probe
+from caekit.inference import encode, load
 from caekit.workflows.stacked import train_stacked
 
 OUT = Path(__file__).parent / "results" / "family"

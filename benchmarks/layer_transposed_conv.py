@@ -52,8 +52,8 @@ def main() -> None:
         for _ in range(args.rounds + 1):  # the first round warms up
             for name, layer in (("theirs", theirs), ("ours", ours)):
                 with torch.no_grad():
-                    times.setdefault(f"{name} forward", []).append(milliseconds(lambda layer=layer: layer(x)))
-                times.setdefault(f"{name} train", []).append(milliseconds(lambda layer=layer: layer(x).backward(grad)))
+                    times.setdefault(f"{name} forward", []).append(milliseconds(lambda layer=layer, x=x: layer(x)))
+                times.setdefault(f"{name} train", []).append(milliseconds(lambda layer=layer, x=x, grad=grad: layer(x).backward(grad)))
         med = {key: statistics.median(values[1:]) for key, values in times.items()}
         print(f"| {cin}->{cout}, {kernel}x{kernel}/{stride} p{padding}, {size}x{size} in | {where} | {med['theirs forward']:.2f} | "
               f"{med['ours forward']:.2f} | {med['theirs forward'] / med['ours forward']:.2f}x | {med['theirs train']:.2f} | "

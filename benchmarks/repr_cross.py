@@ -14,9 +14,9 @@ import argparse
 
 import torch
 
-from caekit.inference import encode, load, reconstruct
 from caekit.data.splits import labelled_sample, make_splits, split
 from caekit.evaluate.classification import linear_probe
+from caekit.inference import encode, load, reconstruct
 from caekit.metrics import psnr, ssim
 
 

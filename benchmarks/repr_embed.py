@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
-from caekit.inference import encode, load
 from caekit.data.splits import make_splits, split
 from caekit.evaluate.cluster import compare_clusterings, rows_to_markdown
 from caekit.evaluate.embed import check_projector, embed
+from caekit.inference import encode, load
 
 
 def main() -> None:

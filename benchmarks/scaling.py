@@ -18,8 +18,8 @@ import torch
 from caekit.config import OptimConfig, TrainConfig
 from caekit.data import Batches
 from caekit.models import create_model
-from caekit.spec import reference_cae
 from caekit.runner import engine_for
+from caekit.spec import reference_cae
 from caekit.training.objectives import Reconstruct
 
 

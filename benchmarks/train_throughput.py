@@ -29,8 +29,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from caekit.config import OptimConfig, TrainConfig
 from caekit.data import Batches, load_dataset
 from caekit.models import create_model
-from caekit.training.cpu import retain_freed_memory
 from caekit.runner import engine_for
+from caekit.training.cpu import retain_freed_memory
 from caekit.training.objectives import Reconstruct
 
 

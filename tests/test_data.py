@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import warnings
 from pathlib import Path
@@ -130,7 +131,7 @@ def test_resize_and_channel_conversion() -> None:
 def test_split_falls_back_for_singleton_classes() -> None:
     data = load_dataset("digits")
     keep = torch.cat([torch.arange(0, 300), torch.tensor([int((data.labels == 9).nonzero()[0])])])
-    tiny = data.subset(keep[data.labels[keep] != 9].tolist() + [int(keep[-1])])
+    tiny = data.subset([*keep[data.labels[keep] != 9].tolist(), int(keep[-1])])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         a, b = split(tiny, 0.2, seed=0)
@@ -142,12 +143,12 @@ def test_batches_order_depends_on_seed_and_epoch_only() -> None:
     tensors = {"image": torch.arange(10).view(10, 1, 1, 1).to(torch.uint8), "label": torch.arange(10)}
     first = [b["label"].tolist() for b in Batches(tensors, 4, seed=1)]
     again = [b["label"].tolist() for b in Batches(tensors, 4, seed=1)]
-    assert first == again and sorted(sum(first, [])) == list(range(10)) and [len(b) for b in first] == [4, 4, 2]
+    assert first == again and sorted(itertools.chain(*first)) == list(range(10)) and [len(b) for b in first] == [4, 4, 2]
     later = Batches(tensors, 4, seed=1)
     later.set_epoch(1)
     assert [b["label"].tolist() for b in later] != first
-    shards = [sum((b["label"].tolist() for b in Batches(tensors, 2, seed=1, rank=r, world_size=3)), []) for r in range(3)]
-    assert all(len(s) == 4 for s in shards) and set(sum(shards, [])) == set(range(10))  # padded like DistributedSampler
+    shards = [list(itertools.chain(*(b["label"].tolist() for b in Batches(tensors, 2, seed=1, rank=r, world_size=3)))) for r in range(3)]
+    assert all(len(s) == 4 for s in shards) and set(itertools.chain(*shards)) == set(range(10))  # padded like DistributedSampler
 
 
 def test_weighted_batches_balance_classes() -> None:

@@ -12,11 +12,11 @@ import torch
 from safetensors.torch import load_file
 
 from caekit import api
+from caekit.checkpoint import model_state, read_checkpoint
 from caekit.data.imageset import Batches
 from caekit.models import create_model
 from caekit.runs import RunFolder
 from caekit.training import distributed
-from caekit.checkpoint import model_state, read_checkpoint
 
 DATA = {"name": "digits", "image_size": 16, "limit": 160, "val_fraction": 0.2}  # 128 train, 32 val images
 PER_RANK_BATCH = 16
@@ -160,7 +160,7 @@ def test_checkpoints_load_on_cpu_whatever_device_trained_them(tmp_path: Path, de
     config["train"]["device"] = device
     result = api.train(config)
     assert next(result.model.parameters()).device.type == device
-    model, meta = api.load(result.run.path, device="cpu")
+    model, _meta = api.load(result.run.path, device="cpu")
     assert next(model.parameters()).device.type == "cpu"
     images = result.splits.test.unit_images(0, 4)
     with torch.no_grad():

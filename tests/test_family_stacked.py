@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from caekit.inference import encode, load
 from caekit.errors import CaekitError
+from caekit.inference import encode, load
 from caekit.models import create_model
 from caekit.training.stage import GreedyStage
 from caekit.workflows.encoder838 import encoder_838

@@ -10,7 +10,6 @@ import torch
 from caekit.evaluate.segmentation import SegmentationScores, evaluate_segmentation
 from caekit.metrics import confusion_matrix, per_image_scores
 
-
 TRUTH = torch.tensor([[0, 0, 1, 1],
                       [0, 2, 2, 1],
                       [255, 2, 2, 0]])

@@ -20,7 +20,6 @@ from caekit.models import create_model
 from caekit.training.engine import Engine
 from caekit.training.objectives import build_objective
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")  # small models: one thread beats two on 2 cores
 
 
@@ -66,7 +65,7 @@ def test_objectives_refuse_what_they_cannot_train() -> None:
     model = create_model("unet", input_shape=(1, 16, 16), width=4, depth=2)
     with pytest.raises(ConfigError, match="masks"):
         segment.loss(model, {"image": torch.rand(2, 1, 16, 16)})
-    with pytest.raises(ConfigError, match="model.args.classes"):
+    with pytest.raises(ConfigError, match=r"model\.args\.classes"):
         segment.loss(model, {"image": torch.rand(2, 1, 16, 16), "mask": torch.full((2, 16, 16), 12, dtype=torch.uint8)})
     with pytest.raises(ConfigError, match="super-resolution model"):
         build_objective("superres").loss(model, {"image": torch.rand(2, 1, 16, 16)})

@@ -13,8 +13,8 @@ from PIL import Image
 from caekit import api
 from caekit.cli import cli
 from caekit.errors import CheckpointError
-from caekit.runs import RunFolder
 from caekit.report import config_differences, expand_runs, find_pictures, write_reports
+from caekit.runs import RunFolder
 
 
 @pytest.fixture(scope="module")

@@ -61,10 +61,10 @@ def test_a_runs_test_codes_never_include_its_training_images(tmp_path: Path, cap
 
 
 def test_runs_on_in_memory_splits_refuse_to_guess_their_test_images(tmp_path: Path) -> None:
+    from caekit.config import parse_config
     from caekit.data.splits import Splits, make_splits
     from caekit.errors import DataError
     from caekit.runner import train_run
-    from caekit.config import parse_config
 
     splits = make_splits("digits", limit=300)
     result = train_run(parse_config({**TINY, "name": "mem", "runs_dir": str(tmp_path)}), Splits(splits.train, None, splits.test))
@@ -136,9 +136,9 @@ def test_resume_scales_a_scheduled_learning_rate(tmp_path: Path) -> None:
     assert resumed.history[-1]["lr"] == pytest.approx(2.5e-3)  # the schedule goes on, from the new base rate
 
 
-@pytest.mark.parametrize(("overrides", "field"), [(["train.scheduler=cosine"], "train.scheduler"),
-                                                  (["train.gamma=0.9"], "train.gamma"),
-                                                  (["optim.name=sgd"], "optim.name")])
+@pytest.mark.parametrize(("overrides", "field"), [(["train.scheduler=cosine"], r"train\.scheduler"),
+                                                  (["train.gamma=0.9"], r"train\.gamma"),
+                                                  (["optim.name=sgd"], r"optim\.name")])
 def test_resume_refuses_a_changed_schedule_naming_the_field(tmp_path: Path, overrides: list[str], field: str) -> None:
     first = _run(tmp_path, "sched", train={"epochs": 1, "scheduler": "step", "step_size": 1, "gamma": 0.5})
     with pytest.raises(ConfigError, match=field):
@@ -147,7 +147,7 @@ def test_resume_refuses_a_changed_schedule_naming_the_field(tmp_path: Path, over
 
 def test_resume_refuses_a_longer_cosine_schedule(tmp_path: Path) -> None:
     first = _run(tmp_path, "cos", train={"epochs": 1, "scheduler": "cosine"})
-    with pytest.raises(ConfigError, match="train.epochs"):
+    with pytest.raises(ConfigError, match=r"train\.epochs"):
         caekit.train(resume=first.run.path, overrides=["train.epochs=2"])
 
 

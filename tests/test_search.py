@@ -14,8 +14,18 @@ import yaml
 from caekit import api
 from caekit.errors import ConfigError
 from caekit.runs import RunFolder
-from caekit.search import (Param, Trial, grid_points, parse_search, plot_search, random_points, results_table, search,
-                           sort_trials, trial_value)
+from caekit.search import (
+    Param,
+    Trial,
+    grid_points,
+    parse_search,
+    plot_search,
+    random_points,
+    results_table,
+    search,
+    sort_trials,
+    trial_value,
+)
 
 BASE = {"model": {"name": "cae28"}, "data": {"name": "digits", "image_size": 16, "limit": 80, "val_fraction": 0.2},
         "train": {"epochs": 1, "batch_size": 32}}

@@ -20,8 +20,15 @@ from caekit.runner import EpochHook, TrainResult, evaluate_run, train_run
 from caekit.runs import RunFolder
 from caekit.workflows.compare import run_compare
 from caekit.workflows.encoder838 import encoder_838
-from caekit.workflows.files import (denoise_files, encode_split, feature_maps_file, reconstruct_files, sample_files, segment_files,
-                                    upscale_files)
+from caekit.workflows.files import (
+    denoise_files,
+    encode_split,
+    feature_maps_file,
+    reconstruct_files,
+    sample_files,
+    segment_files,
+    upscale_files,
+)
 from caekit.workflows.stacked import train_stacked
 
 

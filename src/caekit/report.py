@@ -178,8 +178,9 @@ def _page(title: str, body: str) -> str:
 
 def metric_curves(history: list[dict[str, float]], title: str = "") -> str | None:
     """Every per-epoch metric of a run, one panel per quantity (loss, psnr, ...), train and val together."""
-    from caekit import viz  # noqa: F401  (selects the Agg backend)
     import matplotlib.pyplot as plt
+
+    from caekit import viz  # noqa: F401  (selects the Agg backend)
 
     keys = [k for k in dict.fromkeys(k for row in history for k in row) if k.startswith(("train_", "val_"))]
     groups: dict[str, list[str]] = {}
@@ -283,8 +284,9 @@ def config_differences(configs: list[dict[str, Any]], skip: tuple[str, ...] = ("
 
 def compare_curves(infos: list[RunInfo]) -> str | None:
     """Validation (or training) loss of every run on one axis, and PSNR beside it when runs measured it."""
-    from caekit import viz  # noqa: F401
     import matplotlib.pyplot as plt
+
+    from caekit import viz  # noqa: F401
 
     panels = [k for k in ("val_loss", "val_psnr") if any(k in r for i in infos for r in i.history)] or \
              [k for k in ("train_loss",) if any(k in r for i in infos for r in i.history)]

@@ -29,16 +29,22 @@ class _Stage(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Conv(_Stage):
-    """A convolution; in a decoder it keeps the size (use it for 1x1 channel bottlenecks or refinement)."""
+class _Filtering(_Stage):
+    """What a convolution and a transposed convolution share (``type`` first, so dumps read naturally)."""
 
-    type: Literal["conv"] = "conv"
+    type: str
     filters: PositiveInt
     kernel: PositiveInt = 3
     stride: PositiveInt = 1
     padding: NonNegativeInt = 0
     activation: Activation = "relu"
     batch_norm: bool = False
+
+
+class Conv(_Filtering):
+    """A convolution; in a decoder it keeps the size (use it for 1x1 channel bottlenecks or refinement)."""
+
+    type: Literal["conv"] = "conv"
 
 
 class Pool(_Stage):
@@ -52,18 +58,12 @@ class Pool(_Stage):
         return self.stride or self.size
 
 
-class Deconv(_Stage):
+class Deconv(_Filtering):
     """A transposed convolution. ``size`` asks for an output size; output padding is then derived."""
 
     type: Literal["deconv"] = "deconv"
-    filters: PositiveInt
-    kernel: PositiveInt = 3
-    stride: PositiveInt = 1
-    padding: NonNegativeInt = 0
     output_padding: NonNegativeInt | None = None
     size: PositiveInt | None = None
-    activation: Activation = "relu"
-    batch_norm: bool = False
 
 
 class Unpool(_Stage):
@@ -319,7 +319,7 @@ def _explicit_decoder(spec: AutoencoderSpec, encoder: list[Layer], shape: Shape)
     unused_pools = list(range(len(pools)))
     decoder: list[Layer] = []
     for i, stage in enumerate(spec.decoder, start=1):  # type: ignore[arg-type]
-        c, h, w = shape
+        _c, h, w = shape
         if isinstance(stage, Unpool):
             if stage.kind == "max":
                 if not unused_pools:

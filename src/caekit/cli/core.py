@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-
 import click
 
-from caekit.cli.options import image_files_and_model
+from caekit.cli.options import image_files_and_model, run_on_files
 
 
 def _data_overrides(dataset: str | None, data_root: str | None, image_size: int | None, channels: int | None,
@@ -88,10 +87,7 @@ def demo(epochs: int, runs_dir: str, no_progress: bool) -> None:
 @image_files_and_model("reconstructions")
 def reconstruct(images: tuple[str, ...], run: str, out: str) -> None:
     """Reconstruct image files with a trained model; writes each reconstruction and a comparison picture."""
-    from caekit.api import reconstruct_files
-
-    written, picture = reconstruct_files(images, run, out)
-    click.echo(f"{len(written)} reconstructions and {picture} written to {out}")
+    run_on_files("reconstruct_files", images, run, out)
 
 
 @click.command()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-
 import click
 
-from caekit.cli.options import image_files_and_model
+from caekit.cli.options import image_files_and_model, run_on_files
 
 COMMANDS: list[click.Command] = []
 
@@ -18,10 +17,7 @@ COMMANDS: list[click.Command] = []
 @click.option("--seed", type=int, default=0, show_default=True)
 def denoise(images: tuple[str, ...], run: str, out: str, add_noise: str | None, level: float, seed: int) -> None:
     """Clean image files with a trained denoising autoencoder; writes each result and a comparison picture."""
-    from caekit.api import denoise_files
-
-    written, picture = denoise_files(images, run, out, add_noise, level, seed)
-    click.echo(f"{len(written)} denoised images and {picture} written to {out}")
+    run_on_files("denoise_files", images, run, out, add_noise=add_noise, level=level, seed=seed)
 
 
 @click.command()

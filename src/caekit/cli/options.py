@@ -20,3 +20,10 @@ def image_files_and_model(out: str, model_help: str = "Run folder or .safetensor
         return command
 
     return apply
+
+
+def run_on_files(verb: str, images: tuple[str, ...], run: str, out: str, **options: Any) -> None:
+    """Call ``caekit.api.<verb>(images, run, out, **options)`` and print what it wrote."""
+    import caekit.api
+
+    click.echo(getattr(caekit.api, verb)(images, run, out, **options).summary())

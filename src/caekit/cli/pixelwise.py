@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from caekit.cli.options import image_files_and_model
+from caekit.cli.options import image_files_and_model, run_on_files
 
 COMMANDS: list[click.Command] = []
 
@@ -15,22 +15,14 @@ COMMANDS: list[click.Command] = []
               help="Folder of ground-truth masks with the images' names: adds them to the overlays and scores them.")
 def segment(images: tuple[str, ...], run: str, out: str, mask_dir: str | None) -> None:
     """Segment image files at their own size: NAME_mask.png (class indices), NAME_overlay.png, overlays.png."""
-    from caekit.api import segment_files
-
-    report = segment_files(images, run, out, mask_dir)
-    click.echo(f"{len(images)} masks and {report['overlays']} written to {out}")
-    if "mean_iou" in report:
-        click.echo(f"mean IoU {report['mean_iou']:.4f}, pixel accuracy {report['pixel_accuracy']:.4f} (scores.json, iou.png)")
+    run_on_files("segment_files", images, run, out, masks=mask_dir)
 
 
 @click.command()
 @image_files_and_model("upscaled")
 def upscale(images: tuple[str, ...], run: str, out: str) -> None:
     """Upscale image files by the model's scale: NAME_xS.png, NAME_bicubic.png and comparison.png."""
-    from caekit.api import upscale_files
-
-    scale, picture = upscale_files(images, run, out)
-    click.echo(f"{len(images)} images upscaled x{scale} and {picture} written to {out}")
+    run_on_files("upscale_files", images, run, out)
 
 
 COMMANDS += [segment, upscale]

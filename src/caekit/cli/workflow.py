@@ -22,11 +22,11 @@ def search(config: str, method: str | None, trials: int | None, parallel: str | 
     """Grid, random or Optuna search over config fields (see configs/search-mnist.yaml for the file format)."""
     from caekit.config import parse_assignments
     from caekit.errors import ConfigError
-    from caekit.search import Trial, search as run_search
+    from caekit.search import Trial
+    from caekit.search import search as run_search
 
-    if parallel is not None and parallel != "auto":
-        if not parallel.isdigit() or int(parallel) < 1:
-            raise ConfigError(f"--parallel '{parallel}' must be a positive number or auto")
+    if parallel is not None and parallel != "auto" and (not parallel.isdigit() or int(parallel) < 1):
+        raise ConfigError(f"--parallel '{parallel}' must be a positive number or auto")
     overrides = {"method": method, "trials": trials, "parallel": int(parallel) if parallel and parallel.isdigit() else parallel,
                  "metric": metric, "mode": mode, "name": name, "runs_dir": runs_dir}
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from caekit.data.datasets import IMAGE_EXTENSIONS, fit_square, load_dataset, read_image, register_dataset, to_grey
+from caekit.data.datasets import IMAGE_EXTENSIONS, centre_square, fit_square, load_dataset, read_image, register_dataset, to_grey
 from caekit.data.imageset import ImageSet
 from caekit.errors import DataError
 
@@ -99,8 +99,7 @@ def _fit_mask(mask: Image.Image, fit: str, size: int) -> Image.Image:
     """The mask counterpart of ``fit_square``: same geometry, nearest-neighbour, padding marked as ignore."""
     w, h = mask.size
     if fit == "crop":
-        side = min(w, h)
-        mask = mask.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
+        mask = mask.crop(centre_square(w, h))
     elif fit == "pad" and w != h:
         side = max(w, h)
         canvas = Image.new("L", (side, side), IGNORE)

@@ -169,11 +169,16 @@ def folder(root: Path | None = None, split: str = "train", image_size: int | Non
     return _decode_folder(root, classes, files, image_size, channels, fit, strict, cache)
 
 
+def centre_square(w: int, h: int) -> tuple[int, int, int, int]:
+    """The box (left, top, right, bottom) of the largest centred square in a w x h image."""
+    side = min(w, h)
+    return (w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side
+
+
 def fit_square(img: Image.Image, fit: str, size: int) -> Image.Image:
     w, h = img.size
     if fit == "crop":
-        side = min(w, h)
-        img = img.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
+        img = img.crop(centre_square(w, h))
     elif fit == "pad" and w != h:
         arr = np.asarray(img)
         border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])

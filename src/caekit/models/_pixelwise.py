@@ -20,22 +20,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from caekit.errors import ConfigError, SpecError
 from caekit.layers import MaxUnpool, conv_block, pad_to, unpool
 from caekit.models.backbones import BACKBONES, backbone_encoder
-from caekit.models.cae import ConvEncoder
-from caekit.spec import (
-    UPSAMPLE_KINDS,
-    AutoencoderSpec,
-    Conv,
-    Pool,
-    load_spec,
-    parse_spec,
-    plan,
-)
+from caekit.models.cae import ConvEncoder, EncoderOutput
+from caekit.spec import UPSAMPLE_KINDS, AutoencoderSpec, Conv, Pool, load_spec, parse_spec, plan
 
 Task = Literal["segment", "superres"]
 ENCODERS = ("cae", "vgg", *BACKBONES)
@@ -126,6 +119,32 @@ class Upsample(nn.Module):
 
 def conv3x3(cin: int, cout: int, batch_norm: bool = True) -> nn.Sequential:
     return conv_block(nn.Conv2d(cin, cout, 3, padding=1, bias=not batch_norm), cout, "relu", batch_norm)
+
+
+def decoder_levels(info: EncoderInfo, upsample: str, reduce: Callable[[int, int], nn.Module], body_name: str,
+                   body: Callable[[int, int], tuple[nn.Module, int]]) -> tuple[nn.ModuleList, int]:
+    """The levels of a mirrored decoder, deepest first, and the channels it ends with. Level i reduces its input
+    to the channels of encoder level i (``reduce(cin, cout)``; identity when they agree), upsamples to that level's
+    size and runs ``body(i, channels) -> (module, channels out)``, kept as ``level.<body_name>``."""
+    levels = nn.ModuleList()
+    channels = info.code_channels
+    skips = info.skip_channels
+    for i in reversed(range(len(skips))):
+        level = nn.Module()
+        level.reduce = reduce(channels, skips[i]) if channels != skips[i] else nn.Identity()
+        level.up = Upsample(upsample, skips[i])
+        module, channels = body(i, skips[i])
+        level.add_module(body_name, module)
+        levels.append(level)
+    return levels, channels
+
+
+def run_levels(levels: nn.ModuleList, encoded: EncoderOutput, x: Tensor, body_name: str, concat_skips: bool = False) -> Tensor:
+    """``x`` up through ``decoder_levels``; with ``concat_skips`` each body sees the encoder's features beside it (U-Net)."""
+    for i, level in zip(reversed(range(len(levels))), levels):
+        x = level.up(level.reduce(x), encoded.sizes[i], encoded.indices[i])
+        x = getattr(level, body_name)(torch.cat([encoded.skips[i], x], dim=1) if concat_skips else x)
+    return x
 
 
 class SegmentationHead(nn.Module):

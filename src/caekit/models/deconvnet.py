@@ -19,9 +19,10 @@ from caekit.models._pixelwise import (
     EncoderInfo,
     PixelwiseNet,
     Task,
-    Upsample,
     conv3x3,
+    decoder_levels,
     encoder_decoder,
+    run_levels,
 )
 from caekit.models.cae import EncoderOutput
 from caekit.models.registry import register_model
@@ -32,31 +33,25 @@ def deconv3x3(cin: int, cout: int, batch_norm: bool) -> nn.Sequential:
 
 
 class DeconvNetDecoder(nn.Module):
+    """A 3x3 conv and deconv at the code, then per downsampling step, deepest first: [3x3 conv to the level's
+    channels] -> unpool -> ``blocks`` 3x3 deconvs, the last one to the channels of the level above."""
+
     def __init__(self, info: EncoderInfo, upsample: str, blocks: tuple[int, ...], batch_norm: bool) -> None:
         super().__init__()
-        code = info.code_channels
+        code, skips = info.code_channels, info.skip_channels
         self.center = nn.Sequential(conv3x3(code, code, batch_norm), deconv3x3(code, code, batch_norm))
-        self.levels = nn.ModuleList()
-        channels = code
-        skips = info.skip_channels
-        for i in reversed(range(len(skips))):
-            level = nn.Module()
-            level.reduce = conv3x3(channels, skips[i], batch_norm) if channels != skips[i] else nn.Identity()
-            level.up = Upsample(upsample, skips[i])
+
+        def deconvs(i: int, channels: int) -> tuple[nn.Module, int]:
             above = skips[i - 1] if i > 0 else skips[0]
             n = max(1, blocks[i] if i < len(blocks) else blocks[-1])
-            level.deconvs = nn.Sequential(*[deconv3x3(skips[i], skips[i], batch_norm) for _ in range(n - 1)],
-                                          deconv3x3(skips[i], above, batch_norm))
-            self.levels.append(level)
-            channels = above
-        self.out_channels = channels
+            return nn.Sequential(*[deconv3x3(channels, channels, batch_norm) for _ in range(n - 1)],
+                                 deconv3x3(channels, above, batch_norm)), above
+
+        self.levels, self.out_channels = decoder_levels(info, upsample, lambda cin, cout: conv3x3(cin, cout, batch_norm),
+                                                        "deconvs", deconvs)
 
     def forward(self, encoded: EncoderOutput) -> Tensor:
-        x = self.center(encoded.code)
-        for i, level in zip(reversed(range(len(self.levels))), self.levels):
-            x = level.up(level.reduce(x), encoded.sizes[i], encoded.indices[i])
-            x = level.deconvs(x)
-        return x
+        return run_levels(self.levels, encoded, self.center(encoded.code), "deconvs")
 
 
 @register_model("deconvnet")

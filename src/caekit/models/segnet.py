@@ -11,14 +11,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from caekit.models._pixelwise import (
-    EncoderInfo,
-    PixelwiseNet,
-    Task,
-    Upsample,
-    conv3x3,
-    encoder_decoder,
-)
+from caekit.models._pixelwise import EncoderInfo, PixelwiseNet, Task, conv3x3, decoder_levels, encoder_decoder, run_levels
 from caekit.models.cae import EncoderOutput
 from caekit.models.registry import register_model
 
@@ -28,23 +21,12 @@ class SegNetDecoder(nn.Module):
 
     def __init__(self, info: EncoderInfo, upsample: str, convs: int, batch_norm: bool) -> None:
         super().__init__()
-        self.levels = nn.ModuleList()
-        channels = info.code_channels
-        for skip in reversed(info.skip_channels):
-            level = nn.Module()
-            level.reduce = conv3x3(channels, skip, batch_norm) if channels != skip else nn.Identity()
-            level.up = Upsample(upsample, skip)
-            level.convs = nn.Sequential(*[conv3x3(skip, skip, batch_norm) for _ in range(convs)])
-            self.levels.append(level)
-            channels = skip
-        self.out_channels = channels
+        self.levels, self.out_channels = decoder_levels(
+            info, upsample, lambda cin, cout: conv3x3(cin, cout, batch_norm), "convs",
+            lambda _, c: (nn.Sequential(*[conv3x3(c, c, batch_norm) for _ in range(convs)]), c))
 
     def forward(self, encoded: EncoderOutput) -> Tensor:
-        x = encoded.code
-        for i, level in zip(reversed(range(len(self.levels))), self.levels):
-            x = level.up(level.reduce(x), encoded.sizes[i], encoded.indices[i])
-            x = level.convs(x)
-        return x
+        return run_levels(self.levels, encoded, encoded.code, "convs")
 
 
 @register_model("segnet")

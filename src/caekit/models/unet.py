@@ -9,42 +9,26 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from caekit.errors import ConfigError
-from caekit.models._pixelwise import (
-    EncoderInfo,
-    PixelwiseNet,
-    Task,
-    Upsample,
-    conv3x3,
-    encoder_decoder,
-)
+from caekit.models._pixelwise import EncoderInfo, PixelwiseNet, Task, conv3x3, decoder_levels, encoder_decoder, run_levels
 from caekit.models.cae import EncoderOutput
 from caekit.models.registry import register_model
 
 
 class UNetDecoder(nn.Module):
+    """Per downsampling step, deepest first: [1x1 conv to the level's channels] -> upsample -> concatenate the
+    encoder's features of that level -> ``convs`` 3x3 convs."""
+
     def __init__(self, info: EncoderInfo, upsample: str, convs: int, batch_norm: bool) -> None:
         super().__init__()
-        self.levels = nn.ModuleList()
-        channels = info.code_channels
-        for skip in reversed(info.skip_channels):
-            level = nn.Module()
-            level.reduce = nn.Conv2d(channels, skip, 1) if channels != skip else nn.Identity()
-            level.up = Upsample(upsample, skip)
-            level.convs = nn.Sequential(conv3x3(2 * skip, skip, batch_norm), *[conv3x3(skip, skip, batch_norm) for _ in range(convs - 1)])
-            self.levels.append(level)
-            channels = skip
-        self.out_channels = channels
+        self.levels, self.out_channels = decoder_levels(
+            info, upsample, lambda cin, cout: nn.Conv2d(cin, cout, 1), "convs",
+            lambda _, c: (nn.Sequential(conv3x3(2 * c, c, batch_norm), *[conv3x3(c, c, batch_norm) for _ in range(convs - 1)]), c))
 
     def forward(self, encoded: EncoderOutput) -> Tensor:
-        x = encoded.code
-        for i, level in zip(reversed(range(len(self.levels))), self.levels):
-            x = level.up(level.reduce(x), encoded.sizes[i], encoded.indices[i])
-            x = level.convs(torch.cat([encoded.skips[i], x], dim=1))
-        return x
+        return run_levels(self.levels, encoded, encoded.code, "convs", concat_skips=True)
 
 
 @register_model("unet")

@@ -26,31 +26,9 @@ process-pool and Optuna executors, ``run_search`` and ``search``), ``results`` (
 the plot).
 """
 
-from caekit.search.results import (
-    SearchResult,
-    Trial,
-    plot_search,
-    results_table,
-    sort_trials,
-    write_results,
-)
-from caekit.search.space import (
-    MAXIMISED,
-    Param,
-    SearchConfig,
-    grid_points,
-    load_search,
-    parse_search,
-    random_points,
-)
-from caekit.search.trials import (
-    cpu_cores,
-    plan_workers,
-    run_search,
-    run_trial,
-    search,
-    trial_value,
-)
+from caekit.search.results import SearchResult, Trial, plot_search, results_table, sort_trials, write_results
+from caekit.search.space import MAXIMISED, Param, SearchConfig, grid_points, load_search, parse_search, random_points
+from caekit.search.trials import cpu_cores, plan_workers, run_search, run_trial, search, trial_value
 
 __all__ = [
     "MAXIMISED",

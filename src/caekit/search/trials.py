@@ -20,13 +20,7 @@ from caekit.errors import CaekitError, ConfigError, TrainingDiverged
 from caekit.fileio import atomic_write_text
 from caekit.runs import RunFolder
 from caekit.search.results import SearchResult, Trial, write_results
-from caekit.search.space import (
-    Param,
-    SearchConfig,
-    grid_points,
-    parse_search,
-    random_points,
-)
+from caekit.search.space import Param, SearchConfig, grid_points, parse_search, random_points
 
 # ------------------------------------------------------------------------------------------- planning
 
@@ -88,7 +82,7 @@ def run_trial(base: dict[str, Any], folder: str, number: int, params: dict[str, 
             train_run(resolve_config(base, _trial_overrides(Path(folder), number, params)), on_epoch_end=on_epoch_end)
     except CaekitError as exc:
         status, error = ("diverged" if isinstance(exc, TrainingDiverged) else "failed"), str(exc)
-    except Exception as exc:  # noqa: BLE001 - one broken trial must not take the others down; its error is kept
+    except Exception as exc:
         if type(exc).__name__ == "TrialPruned":
             status = "pruned"
         else:

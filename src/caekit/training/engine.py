@@ -17,13 +17,13 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from caekit.checkpoint import read_checkpoint, restore, save_checkpoint
 from caekit.config import OptimConfig, TrainConfig
 from caekit.data.imageset import Batches, ImageSet, to_unit
 from caekit.device import resolve_device
 from caekit.errors import CheckpointError, ConfigError, TrainingDiverged
 from caekit.runs import RunFolder
 from caekit.training import distributed
-from caekit.checkpoint import read_checkpoint, restore, save_checkpoint
 from caekit.training.cpu import prepare_cpu
 from caekit.training.objectives import Objective, PassThrough
 

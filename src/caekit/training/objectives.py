@@ -105,7 +105,7 @@ class Objective:
         if self.monitor not in row:
             return (row["train_loss"],)
         key = ((1.0 if self.monitor_mode == "min" else -1.0) * row[self.monitor],)
-        return key + (row[self.tie_break],) if self.tie_break and self.tie_break in row else key
+        return (*key, row[self.tie_break]) if self.tie_break and self.tie_break in row else key
 
     def state_dict(self) -> dict[str, Any]:
         """Counters the objective keeps across steps (JSON-able), saved in checkpoints so a resumed run goes on."""

@@ -35,18 +35,27 @@ import yaml
 from pydantic import BaseModel, Field, model_validator
 from torch import nn
 
-from caekit.config import (DataConfig, ModelConfig, ObjectiveConfig, OptimConfig, RunConfig, StrictModel, TrainConfig, read_mapping,
-                           set_dotted)
 from caekit.checkpoint import read_checkpoint
+from caekit.config import (
+    DataConfig,
+    ModelConfig,
+    ObjectiveConfig,
+    OptimConfig,
+    RunConfig,
+    StrictModel,
+    TrainConfig,
+    read_mapping,
+    set_dotted,
+)
 from caekit.data.datasets import conform
 from caekit.data.imageset import ImageSet
 from caekit.data.splits import Splits, labelled_sample, make_splits, split
 from caekit.errors import validate_model
 from caekit.evaluate.classification import ClassificationReport, classification_report, warn_small_classes
 from caekit.fileio import atomic_write_text
-from caekit.runs import RunFolder
 from caekit.inference import classify
 from caekit.runner import train_run
+from caekit.runs import RunFolder
 
 TABLE_METRICS = ("accuracy", "precision", "recall", "f1")
 
@@ -334,5 +343,16 @@ def write_tables(rows: list[dict[str, Any]], summary: list[dict[str, Any]], repo
     return paths
 
 
-__all__ = ["CompareConfig", "CompareResult", "classify_run", "EntryConfig", "PretrainConfig", "SampleConfig", "load_compare_config",
-           "run_compare", "summarise", "summary_markdown", "train_model"]
+__all__ = [
+    "CompareConfig",
+    "CompareResult",
+    "EntryConfig",
+    "PretrainConfig",
+    "SampleConfig",
+    "classify_run",
+    "load_compare_config",
+    "run_compare",
+    "summarise",
+    "summary_markdown",
+    "train_model",
+]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +42,28 @@ def check_outputs(inputs: Sequence[str | Path], outputs: Sequence[Path]) -> None
         seen[target] = out
 
 
+@dataclass
+class Written:
+    """What a call wrote: one file per input image (and their kind), a picture of them all, optional scores."""
+
+    files: list[Path]
+    what: str
+    picture: Path | str
+    folder: Path
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        line = f"{len(self.files)} {self.what} and {self.picture} written to {self.folder}"
+        if self.scores:
+            line += "\n" + ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in self.scores.items())
+        return line
+
+
 def _stems(images: Sequence[str | Path]) -> list[str]:
     return [Path(p).stem for p in images]
 
 
-def reconstruct_files(images: Sequence[str | Path], run: str | Path, out: str | Path) -> tuple[list[Path], Path]:
+def reconstruct_files(images: Sequence[str | Path], run: str | Path, out: str | Path) -> Written:
     """Reconstruct image files: ``out/<name>.png`` each, and ``out/comparison.png`` (originals above reconstructions)."""
     folder = Path(out)
     targets = [folder / f"{stem}.png" for stem in _stems(images)] + [folder / "comparison.png"]
@@ -56,11 +73,11 @@ def reconstruct_files(images: Sequence[str | Path], run: str | Path, out: str | 
     outputs = inference.reconstruct(model, originals)
     folder.mkdir(parents=True, exist_ok=True)
     written = [inference.save_png(image, path) for image, path in zip(outputs, targets)]
-    return written, viz.reconstructions(originals.float() / 255, outputs, targets[-1])
+    return Written(written, "reconstructions", viz.reconstructions(originals.float() / 255, outputs, targets[-1]), folder)
 
 
 def denoise_files(images: Sequence[str | Path], run: str | Path, out: str | Path, add_noise: str | None = None,
-                  level: float = 0.3, seed: int = 0) -> tuple[list[Path], Path]:
+                  level: float = 0.3, seed: int = 0) -> Written:
     """Clean image files with a denoising model into ``out/<name>.png``; with ``add_noise`` corrupt them first
     (kept as ``<name>_noisy.png``). Returns the written files and ``comparison.png``."""
     folder = Path(out)
@@ -79,7 +96,8 @@ def denoise_files(images: Sequence[str | Path], run: str | Path, out: str | Path
         for image, path in zip(inputs, noisy_targets):
             inference.save_png(image, path)
     written = [inference.save_png(image, path) for image, path in zip(outputs, targets)]
-    return written, viz.image_rows([(label, batch[:16]) for label, batch in rows], folder / "comparison.png")
+    return Written(written, "denoised images", viz.image_rows([(label, batch[:16]) for label, batch in rows], folder / "comparison.png"),
+                   folder)
 
 
 def sample_files(run: str | Path, count: int, labels: list[int] | None, out: str | Path, seed: int = 0,
@@ -160,7 +178,7 @@ def cluster_split(run: str | Path, split: str = "test", dataset: str | None = No
     return rows_to_markdown(rows), len(data)
 
 
-def segment_files(images: Sequence[str | Path], run: str | Path, out: str | Path, masks: str | Path | None = None) -> dict[str, Any]:
+def segment_files(images: Sequence[str | Path], run: str | Path, out: str | Path, masks: str | Path | None = None) -> Written:
     """Segment image files at their own size: ``NAME_mask.png`` (class indices), ``NAME_overlay.png`` and
     ``overlays.png``; with ``masks`` (ground truth named like the images) also ``scores.json`` and ``iou.png``."""
     folder = Path(out)
@@ -174,12 +192,12 @@ def segment_files(images: Sequence[str | Path], run: str | Path, out: str | Path
     names = list(meta.get("classes") or [])
     names = names if len(names) == count else ["background", *(f"class{i}" for i in range(1, count))]
     folder.mkdir(parents=True, exist_ok=True)
-    pictures, predictions, truths = [], [], []
+    pictures, predictions, truths, written = [], [], [], []
     confusion = torch.zeros(count, count, dtype=torch.long)
     for path, stem in zip(images, stems):
         image = inference.read_file(path, channels)
         pred = inference.segment(model, image)
-        inference.save_png(pred.byte().numpy(), folder / f"{stem}_mask.png")
+        written.append(inference.save_png(pred.byte().numpy(), folder / f"{stem}_mask.png"))
         inference.save_png((pixviz.overlay(image.float() / 255, pred, count) * 255).round().astype(np.uint8),
                            folder / f"{stem}_overlay.png")
         if masks is not None:
@@ -188,9 +206,9 @@ def segment_files(images: Sequence[str | Path], run: str | Path, out: str | Path
             truths.append(truth)
         pictures.append(image.float() / 255)
         predictions.append(pred)
-    report: dict[str, Any] = {"overlays": f"{len(images)} overlays"}
+    overlays: Path | str = f"{len(images)} overlays"
     if len({tuple(i.shape) for i in pictures}) == 1:
-        report["overlays"] = pixviz.segmentation_overlays(torch.stack(pictures[:8]), torch.stack(predictions[:8]),
+        overlays = pixviz.segmentation_overlays(torch.stack(pictures[:8]), torch.stack(predictions[:8]),
                                                           folder / "overlays.png", names, torch.stack(truths[:8]) if truths else None)
     if masks is not None:
         from caekit.evaluate.segmentation import SegmentationScores
@@ -198,8 +216,8 @@ def segment_files(images: Sequence[str | Path], run: str | Path, out: str | Path
         scores = SegmentationScores(confusion, names)
         atomic_write_text(folder / "scores.json", json.dumps(scores.as_dict(), indent=1))
         pixviz.iou_bars(scores.iou, folder / "iou.png")
-        report.update(mean_iou=scores.mean_iou, pixel_accuracy=scores.pixel_accuracy)
-    return report
+        return Written(written, "masks", overlays, folder, {"mean_IoU": scores.mean_iou, "pixel_accuracy": scores.pixel_accuracy})
+    return Written(written, "masks", overlays, folder)
 
 
 def _truth_mask(masks: Path, stem: str, pred: Tensor) -> Tensor:
@@ -212,9 +230,9 @@ def _truth_mask(masks: Path, stem: str, pred: Tensor) -> Tensor:
     return truth
 
 
-def upscale_files(images: Sequence[str | Path], run: str | Path, out: str | Path) -> tuple[int, Path]:
-    """Upscale image files by the model's scale: ``NAME_xS.png``, ``NAME_bicubic.png`` and ``comparison.png``.
-    Returns the scale and the comparison picture (the folder when the images differ in size)."""
+def upscale_files(images: Sequence[str | Path], run: str | Path, out: str | Path) -> Written:
+    """Upscale image files by the model's scale: ``NAME_xS.png``, ``NAME_bicubic.png`` and ``comparison.png`` (the
+    comparison only when the images share one size)."""
     folder = Path(out)
     model, meta = inference.load(run)
     scale = model_scale(model)
@@ -222,18 +240,30 @@ def upscale_files(images: Sequence[str | Path], run: str | Path, out: str | Path
     check_outputs(images, [folder / f"{s}_{kind}.png" for s in stems for kind in (f"x{scale}", "bicubic")])
     channels = int(meta["image_shape"][0])
     folder.mkdir(parents=True, exist_ok=True)
-    lows, bases, outputs = [], [], []
+    lows, bases, outputs, written = [], [], [], []
     for path, stem in zip(images, stems):
         low = inference.read_file(path, channels).float() / 255
         output, base = inference.upscale(model, low), bicubic(low[None], scale)[0]
-        inference.save_png(output, folder / f"{stem}_x{scale}.png")
+        written.append(inference.save_png(output, folder / f"{stem}_x{scale}.png"))
         inference.save_png(base, folder / f"{stem}_bicubic.png")
         lows.append(low), bases.append(base), outputs.append(output)
+    picture: Path | str = "no comparison (the images differ in size)"
     if len({tuple(i.shape) for i in lows}) == 1:
-        return scale, pixviz.superres_rows(torch.stack(lows), torch.stack(bases), torch.stack(outputs), None,
-                                           folder / "comparison.png", title=f"x{scale}")
-    return scale, folder
+        picture = pixviz.superres_rows(torch.stack(lows), torch.stack(bases), torch.stack(outputs), None,
+                                       folder / "comparison.png", title=f"x{scale}")
+    return Written(written, f"images upscaled x{scale}", picture, folder)
 
 
-__all__ = ["Encoded", "check_outputs", "cluster_split", "embed_split", "denoise_files", "encode_split", "feature_maps_file", "reconstruct_files", "sample_files",
-           "segment_files", "upscale_files"]
+__all__ = [
+    "Encoded",
+    "check_outputs",
+    "cluster_split",
+    "denoise_files",
+    "embed_split",
+    "encode_split",
+    "feature_maps_file",
+    "reconstruct_files",
+    "sample_files",
+    "segment_files",
+    "upscale_files",
+]
