@@ -1,17 +1,17 @@
-# Two entry points for a fresh machine: `make demo` and `make test` (each sets up .venv first).
+# Two entry points for a fresh machine: `make demo` and `make test` (each sets up .venv first); CI also runs `make lint`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED_DATA ?= ../shared/data
 
-.PHONY: setup demo test test-fast benchmarks clean
+.PHONY: setup demo test test-fast lint benchmarks clean
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,search]"
 	touch $@
 
 demo: setup
@@ -23,6 +23,11 @@ data/MNIST/raw/train-images-idx3-ubyte:
 
 test: setup data/MNIST/raw/train-images-idx3-ubyte
 	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src
+	$(VENV)/bin/mypy
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow"

@@ -33,8 +33,8 @@ class DataConfig(StrictModel):
     image_size: PositiveInt | None = None
     channels: Literal[1, 3] | None = None
     fit: Literal["pad", "stretch", "crop"] = "pad"
-    val_fraction: float = Field(0.1, ge=0, lt=1)
-    test_fraction: float = Field(0.2, gt=0, lt=1)
+    val_fraction: float = Field(default=0.1, ge=0, lt=1)
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)
     limit: PositiveInt | None = None
     download: bool = False
     strict: bool = False
@@ -55,8 +55,8 @@ class OptimConfig(StrictModel):
     name: Literal["adam", "sgd"] = "adam"
     lr: PositiveFloat | None = None
     betas: tuple[float, float] | None = None
-    weight_decay: float | None = Field(None, ge=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float | None = Field(default=None, ge=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
 
     def resolved(self, defaults: dict[str, Any] | None = None) -> OptimConfig:
         """Every empty field filled: from ``defaults`` (the objective's) first, then from ``OPTIM_DEFAULTS``."""

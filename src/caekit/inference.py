@@ -14,7 +14,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -31,6 +31,10 @@ from caekit.device import resolve_device
 from caekit.errors import CheckpointError, DataError
 from caekit.models.weights import load_trained
 from caekit.runs import RunFolder
+
+if TYPE_CHECKING:
+    from caekit.models.gan import DCGAN
+    from caekit.models.vae import ConvVAE
 
 Images = ImageSet | Tensor
 
@@ -67,7 +71,8 @@ def encode(model: nn.Module, images: Images, batch_size: int = 128, progress: bo
     """Flat codes [N, D] of the images."""
     if not hasattr(model, "encode"):
         raise CheckpointError(f"{type(model).__name__} has no encoder to encode with")
-    return predict(model, images, lambda net, x: net.encode(x), batch_size, progress, "encode").numpy()
+    # every autoencoder has its own encode(); torch types an nn.Module's unknown attributes as Tensor | Module
+    return predict(model, images, lambda net, x: net.encode(x), batch_size, progress, "encode").numpy()  # type: ignore[operator]
 
 
 def reconstruct(model: nn.Module, images: Images, batch_size: int = 128) -> Tensor:
@@ -106,7 +111,8 @@ def sample(model: nn.Module, count: int, labels: list[int] | None = None, seed: 
         label_tensor = torch.tensor(labels).repeat(-(-count // len(labels)))[:count]
     device = next(model.parameters()).device
     with torch.inference_mode():
-        return model.sample(count, label_tensor.to(device) if label_tensor is not None else None, generator=seeded(seed)).cpu()
+        return cast("ConvVAE | DCGAN", model).sample(count, label_tensor.to(device) if label_tensor is not None else None,
+                                                     generator=seeded(seed)).cpu()
 
 
 # ------------------------------------------------------------------------------------------- image files
@@ -190,6 +196,7 @@ def dataset_split(model_path: str | Path, meta: dict[str, Any], split: str = "te
     if data is None:  # a set without its own test split: carve one by seed 0
         splits = make_splits(dataset, data_root, h, c, val_fraction=0)
         data = splits.train if split == "train" else splits.test
+        assert data is not None  # make_splits always has a test split
     return data
 
 

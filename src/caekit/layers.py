@@ -3,6 +3,8 @@ convolution that is faster on the CPU when it has few output channels."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -37,7 +39,8 @@ class MaxUnpool(nn.Module):
         self.kernel, self.stride = kernel, stride
 
     def forward(self, x: Tensor, indices: Tensor, size: tuple[int, int]) -> Tensor:
-        return F.max_unpool2d(x, indices, self.kernel, self.stride, output_size=size)
+        # torch's stub wants sequences for kernel_size and stride; it takes ints (as _pair does) too
+        return F.max_unpool2d(x, indices, self.kernel, self.stride, output_size=size)  # type: ignore[arg-type]
 
     def extra_repr(self) -> str:
         return f"kernel={self.kernel}, stride={self.stride}"
@@ -142,14 +145,14 @@ class _TransposedConvByTaps(torch.autograd.Function):
     """Forward by taps, backward by PyTorch's own (oneDNN) convolution gradients."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, int], padding: tuple[int, int],  # type: ignore[override]
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, int], padding: tuple[int, int],
                 output_padding: tuple[int, int]) -> Tensor:
         ctx.save_for_backward(x, weight)
         ctx.geometry, ctx.has_bias = (stride, padding, output_padding), bias is not None
         return _transposed_conv_by_taps(x, weight, bias, stride, padding, output_padding)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
         x, weight = ctx.saved_tensors
         stride, padding, output_padding = ctx.geometry
         wanted = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]]
@@ -173,7 +176,7 @@ class ConvTranspose2d(nn.ConvTranspose2d):
                 and self.out_channels <= 3 and self.in_channels >= 32 and self.kernel_size[0] * self.kernel_size[1] >= 16
                 and self.groups == 1
                 and self.dilation == (1, 1) and self.padding_mode == "zeros"
-                and all(p < k for p, k in zip(self.padding, self.kernel_size))
+                and all(p < k for p, k in zip(cast("tuple[int, ...]", self.padding), self.kernel_size))  # never str here
                 and all(o < s for o, s in zip(self.output_padding, self.stride))  # else PyTorch's error
                 and not torch.is_autocast_enabled("cpu"))
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -35,6 +35,9 @@ from caekit.training import distributed
 from caekit.training.engine import Engine
 from caekit.training.objectives import Objective, build_objective
 from caekit.viz import painter
+
+if TYPE_CHECKING:
+    from caekit.models.cae import ConvAutoencoder
 
 EpochHook = Callable[[int, dict[str, float]], None]
 
@@ -132,7 +135,7 @@ def train_run(cfg: RunConfig, splits: Splits | None = None, resume: str | Path |
     main = distributed.current().is_main
     if run is not None and main:
         run.write_config(dump_config(cfg))
-    spec = model.spec.model_dump(mode="json") if hasattr(model, "spec") else None
+    spec = cast("ConvAutoencoder", model).spec.model_dump(mode="json") if hasattr(model, "spec") else None
     meta = model_meta(cfg.model.name, args, spec, cfg.objective.model_dump(), cfg.data.model_dump(), splits.train.classes,
                       splits.train.shape)
     meta["splits"] = {"data": remake[0].model_dump(), "seed": remake[1]} if remake else None  # how inference finds its test images

@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError
@@ -213,7 +213,7 @@ class Plan:
         return "\n".join(lines)
 
 
-def _shape_text(shape: Shape) -> str:
+def _shape_text(shape: tuple[int, ...]) -> str:
     return "x".join(map(str, shape))
 
 
@@ -234,7 +234,7 @@ def _deconv_padding(name: str, size: tuple[int, int], target: tuple[int, int], k
 
 def plan(spec: AutoencoderSpec) -> Plan:
     """Resolve every layer's shapes; raise SpecError naming the layer if the sizes do not work out."""
-    shape: Shape = tuple(spec.input_shape)  # type: ignore[assignment]
+    shape = cast(Shape, tuple(spec.input_shape))
     encoder: list[Layer] = []
     n_conv = n_pool = 0
     for stage in spec.encoder:
@@ -245,7 +245,7 @@ def plan(spec: AutoencoderSpec) -> Plan:
             out = [conv_output_size(s, stage.kernel, stage.stride, stage.padding) for s in (h, w)]
             if min(out) < 1:
                 raise SpecError(f"{name}: a {stage.kernel}x{stage.kernel} kernel with padding {stage.padding} does not fit a {h}x{w} input")
-            layer = Layer(name, "conv", shape, (stage.filters, *out), stage.kernel, stage.stride, stage.padding,
+            layer = Layer(name, "conv", shape, cast(Shape, (stage.filters, *out)), stage.kernel, stage.stride, stage.padding,
                           activation=stage.activation, batch_norm=stage.batch_norm)
         else:
             n_pool += 1
@@ -253,7 +253,7 @@ def plan(spec: AutoencoderSpec) -> Plan:
             out = [pool_output_size(s, stage.size, stage.step) for s in (h, w)]
             if min(out) < 1:
                 raise SpecError(f"{name}: a {stage.size}x{stage.size} pool does not fit a {h}x{w} input; remove a pool or use larger images")
-            layer = Layer(name, "pool", shape, (c, *out), stage.size, stage.step, mode=stage.kind)
+            layer = Layer(name, "pool", shape, cast(Shape, (c, *out)), stage.size, stage.step, mode=stage.kind)
         encoder.append(layer)
         shape = layer.out_shape
 
@@ -302,11 +302,11 @@ def _mirror(spec: AutoencoderSpec, encoder: list[Layer]) -> list[Layer]:
         target = layer.in_shape[1:]
         index = layer.name[len(layer.kind):]
         if layer.kind == "pool":
-            out = _unpool_layer(f"unpool{index}", spec.upsample, shape, target, layer.kernel, layer.stride,  # type: ignore[arg-type]
+            out = _unpool_layer(f"unpool{index}", spec.upsample, shape, target, layer.kernel, layer.stride,
                                 layer, pools.index(layer))
         else:
             name = f"deconv{index}"
-            pad = _deconv_padding(name, shape[1:], target, layer.kernel, layer.stride, layer.padding)  # type: ignore[arg-type]
+            pad = _deconv_padding(name, shape[1:], target, layer.kernel, layer.stride, layer.padding)
             out = Layer(name, "deconv", shape, layer.in_shape, layer.kernel, layer.stride, layer.padding, pad,
                         activation=layer.activation, batch_norm=layer.batch_norm)
         decoder.append(out)
@@ -318,7 +318,7 @@ def _explicit_decoder(spec: AutoencoderSpec, encoder: list[Layer], shape: Shape)
     pools = [layer for layer in encoder if layer.kind == "pool"]
     unused_pools = list(range(len(pools)))
     decoder: list[Layer] = []
-    for i, stage in enumerate(spec.decoder, start=1):  # type: ignore[arg-type]
+    for i, stage in enumerate(cast("list[Deconv | Unpool | Conv]", spec.decoder), start=1):  # never 'mirror' here
         _c, h, w = shape
         if isinstance(stage, Unpool):
             if stage.kind == "max":
@@ -326,7 +326,7 @@ def _explicit_decoder(spec: AutoencoderSpec, encoder: list[Layer], shape: Shape)
                     raise SpecError(f"unpool{i}: more max-unpooling stages than encoder max pools")
                 pool_index = unused_pools.pop()
                 pool = pools[pool_index]
-                layer = _unpool_layer(f"unpool{i}", "max", shape, pool.in_shape[1:], pool.kernel, pool.stride, pool, pool_index)  # type: ignore[arg-type]
+                layer = _unpool_layer(f"unpool{i}", "max", shape, pool.in_shape[1:], pool.kernel, pool.stride, pool, pool_index)
             else:
                 target = (stage.size, stage.size) if stage.size else (h * stage.scale, w * stage.scale)
                 layer = _unpool_layer(f"unpool{i}", stage.kind, shape, target, stage.scale, stage.scale)
@@ -343,14 +343,14 @@ def _explicit_decoder(spec: AutoencoderSpec, encoder: list[Layer], shape: Shape)
             out = tuple(deconv_output_size(s, stage.kernel, stage.stride, stage.padding, p) for s, p in zip((h, w), pad))
             if min(out) < 1:
                 raise SpecError(f"{name}: padding {stage.padding} leaves no output from a {h}x{w} input")
-            layer = Layer(name, "deconv", shape, (stage.filters, *out), stage.kernel, stage.stride, stage.padding, pad,  # type: ignore[arg-type]
-                          activation=stage.activation, batch_norm=stage.batch_norm)
+            layer = Layer(name, "deconv", shape, cast(Shape, (stage.filters, *out)), stage.kernel, stage.stride, stage.padding,
+                          pad, activation=stage.activation, batch_norm=stage.batch_norm)
         else:
             name = f"conv{i}"
             out = tuple(conv_output_size(s, stage.kernel, stage.stride, stage.padding) for s in (h, w))
             if min(out) < 1:
                 raise SpecError(f"{name}: a {stage.kernel}x{stage.kernel} kernel does not fit a {h}x{w} input")
-            layer = Layer(name, "conv", shape, (stage.filters, *out), stage.kernel, stage.stride, stage.padding,  # type: ignore[arg-type]
+            layer = Layer(name, "conv", shape, cast(Shape, (stage.filters, *out)), stage.kernel, stage.stride, stage.padding,
                           activation=stage.activation, batch_norm=stage.batch_norm)
         decoder.append(layer)
         shape = layer.out_shape

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def to_unit(images: Tensor) -> Tensor:
@@ -38,7 +42,7 @@ class ImageSet:
         """Channels, height, width of one image."""
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
-    def subset(self, indices: Tensor | list[int], name: str | None = None) -> ImageSet:
+    def subset(self, indices: Tensor | np.ndarray | list[int], name: str | None = None) -> ImageSet:
         idx = torch.as_tensor(indices, dtype=torch.long)
         return ImageSet(self.images[idx], self.labels[idx], self.classes, name or self.name,
                         {k: v[idx] for k, v in self.extras.items()})

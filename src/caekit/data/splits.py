@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -67,7 +68,8 @@ def make_splits(name: str, root: str | None = None, image_size: int | None = Non
                 fit: str = "pad", val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
                 limit: int | None = None, download: bool = False, strict: bool = False) -> Splits:
     """Train/validation/test of a registered dataset; sets without a test split get one carved out by seed."""
-    options = {"root": root, "image_size": image_size, "channels": channels, "fit": fit, "download": download, "strict": strict}
+    options: dict[str, Any] = {"root": root, "image_size": image_size, "channels": channels, "fit": fit, "download": download,
+                               "strict": strict}
     train = load_dataset(name, "train", **options)
     assert train is not None
     test = load_dataset(name, "test", **options)

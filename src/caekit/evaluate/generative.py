@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -20,6 +20,10 @@ from caekit.data.imageset import ImageSet
 from caekit.data.noise import binarise, seeded
 from caekit.errors import ConfigError
 from caekit.inference import classify
+
+if TYPE_CHECKING:
+    from caekit.models.gan import DCGAN
+    from caekit.models.vae import ConvVAE
 
 # --------------------------------------------------------------------------------------------- likelihoods
 
@@ -32,6 +36,7 @@ def elbo_and_nll(model: nn.Module, data: ImageSet, k: int = 100, binarisation: s
     log p(x) ~= logsumexp_i [log p(x|z_i) + log p(z_i) - log q(z_i|x)] - log k, z_i ~ q(z|x). It is a lower bound
     that tightens as k grows; ``nll`` is its negative. ``binarisation`` must match the data the model was fitted to.
     """
+    model = cast("ConvVAE", model)
     model.eval()
     device = next(model.parameters()).device
     gen = seeded(seed)
@@ -159,6 +164,7 @@ def conditional_samples(model: nn.Module, data: ImageSet, classes: list[int], pe
     real image x of that class, so each synthetic image is a variation of a real one; with very few examples of a
     class the prior mode tends to ignore the label, the posterior mode cannot.
     """
+    model = cast("ConvVAE | DCGAN", model)
     gen = seeded(seed)
     images, labels = [], []
     device = next(model.parameters()).device
@@ -172,9 +178,9 @@ def conditional_samples(model: nn.Module, data: ImageSet, classes: list[int], pe
                 raise ConfigError(f"class {data.classes[c]} has no images to draw posterior samples from")
             pick = members[torch.randint(len(members), (per_class,), generator=gen)]
             x = data.images[pick].float().div(255).to(device)
-            mean, logvar = model.posterior(x, y)
+            mean, logvar = cast("ConvVAE", model).posterior(x, y)
             z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=gen).to(device)
-            images.append(model.decode(z, y))
+            images.append(cast("ConvVAE", model).decode(z, y))
         else:
             raise ConfigError(f"unknown sampling mode '{mode}'; choose prior or posterior")
         labels.append(y)

@@ -141,8 +141,8 @@ def decoder_levels(info: EncoderInfo, upsample: str, reduce: Callable[[int, int]
 
 def run_levels(levels: nn.ModuleList, encoded: EncoderOutput, x: Tensor, body_name: str, concat_skips: bool = False) -> Tensor:
     """``x`` up through ``decoder_levels``; with ``concat_skips`` each body sees the encoder's features beside it (U-Net)."""
-    for i, level in zip(reversed(range(len(levels))), levels):
-        x = level.up(level.reduce(x), encoded.sizes[i], encoded.indices[i])
+    for i, level in zip(reversed(range(len(levels))), levels):  # torch types the submodules set on a level as Tensor | Module
+        x = level.up(level.reduce(x), encoded.sizes[i], encoded.indices[i])  # type: ignore[operator]
         x = getattr(level, body_name)(torch.cat([encoded.skips[i], x], dim=1) if concat_skips else x)
     return x
 
@@ -169,6 +169,7 @@ class SuperResolutionHead(nn.Module):
         if project:
             self.conv = nn.Conv2d(features, channels * scale * scale, 3, padding=1)
             nn.init.zeros_(self.conv.weight)  # start exactly at bicubic
+            assert self.conv.bias is not None  # a Conv2d made with its bias
             nn.init.zeros_(self.conv.bias)
 
     def forward(self, features: Tensor, x: Tensor) -> Tensor:
@@ -188,7 +189,8 @@ class PixelwiseNet(nn.Module):
         self.in_channels = in_channels
         self.config = config
         self.input_shape = input_shape
-        self.head = SegmentationHead(features, classes) if task == "segment" else SuperResolutionHead(features, in_channels, scale)
+        self.head: nn.Module = (SegmentationHead(features, classes) if task == "segment"
+                                else SuperResolutionHead(features, in_channels, scale))
 
     @property
     def out_channels(self) -> int:

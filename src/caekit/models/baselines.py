@@ -9,6 +9,7 @@ the stack of layers (how many convolutions, pools, inception blocks, residual st
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from torch import Tensor, nn
 from torchvision import models as tvm
@@ -20,7 +21,7 @@ from caekit.models.weights import load_weights
 Shape = tuple[int, int, int]
 
 
-def _is_small(input_shape: Shape) -> bool:
+def _is_small(input_shape: tuple[int, ...]) -> bool:
     return max(input_shape[1:]) <= 64
 
 
@@ -77,13 +78,13 @@ def _round_up_pools(module: nn.Module) -> None:
 @register_model("lenet5")
 def lenet5(num_classes: int = 10, input_shape: Shape = (1, 28, 28), weights: str | None = None) -> LeNet5:
     """LeNet-5 (ReLU, max pooling), for 28x28 and larger inputs."""
-    return _with_weights(LeNet5(num_classes, tuple(input_shape)), weights)  # type: ignore[return-value]
+    return _with_weights(LeNet5(num_classes, cast(Shape, tuple(input_shape))), weights)  # type: ignore[return-value]
 
 
 @register_model("cifar10_quick")
 def cifar10_quick(num_classes: int = 10, input_shape: Shape = (3, 32, 32), weights: str | None = None) -> CifarQuick:
     """Caffe's CIFAR-10 quick network (3 conv, 3 pool, 2 FC)."""
-    return _with_weights(CifarQuick(num_classes, tuple(input_shape)), weights)  # type: ignore[return-value]
+    return _with_weights(CifarQuick(num_classes, cast(Shape, tuple(input_shape))), weights)  # type: ignore[return-value]
 
 
 @register_model("alexnet")

@@ -95,7 +95,7 @@ class ConvDecoder(nn.Module):
             if layer.kind == "unpool":
                 self.stages.append(unpool(layer.mode, cin, layer.kernel, layer.stride, layer.output_padding))
             elif layer.kind == "deconv":
-                conv = ConvTranspose2d(cin, cout, layer.kernel, layer.stride, layer.padding, layer.output_padding)
+                conv: nn.Module = ConvTranspose2d(cin, cout, layer.kernel, layer.stride, layer.padding, layer.output_padding)
                 self.stages.append(conv_block(conv, cout, layer.activation, layer.batch_norm))
             else:
                 conv = nn.Conv2d(cin, cout, layer.kernel, layer.stride, layer.padding)

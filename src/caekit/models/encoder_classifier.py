@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -42,8 +42,9 @@ class EncoderClassifier(nn.Module):
         _drop_decoder(autoencoder)
         self.encoder = autoencoder
         was_training = autoencoder.training
+        # the autoencoder's encode() (checked above) is typed by torch as an unknown attribute: Tensor | Module
         with torch.no_grad():
-            code_size = autoencoder.eval().encode(torch.zeros(2, *input_shape)).shape[1]
+            code_size = autoencoder.eval().encode(torch.zeros(2, *input_shape)).shape[1]  # type: ignore[operator]
         autoencoder.train(was_training)
         self.code_size = int(code_size)
         # A reconstruction-trained code is far from zero-mean, unit-scale (MNIST cae28: mean ~7, std ~4, 100x a
@@ -68,14 +69,14 @@ class EncoderClassifier(nn.Module):
         return self
 
     def encode(self, x: Tensor) -> Tensor:
-        return self.encoder.encode(x)
+        return self.encoder.encode(x)  # type: ignore[operator]
 
     def forward(self, x: Tensor) -> Tensor:
         if self.frozen:
             with torch.no_grad():
-                codes = self.encoder.encode(x)
+                codes = self.encoder.encode(x)  # type: ignore[operator]
             return self.head(codes.float())
-        return self.head(self.encoder.encode(x))
+        return self.head(self.encoder.encode(x))  # type: ignore[operator]
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters by group, so the encoder can get its own learning rate."""
@@ -103,15 +104,16 @@ def _model_spec(autoencoder: str | dict[str, Any]) -> tuple[str, dict[str, Any]]
 def build_autoencoder(autoencoder: str | dict[str, Any] = "cae28", pretrained: str | Path | None = None,
                       input_shape: Shape | None = None) -> tuple[nn.Module, Shape]:
     """The autoencoder a classifier starts from: trained (``pretrained`` run folder or checkpoint) or freshly initialised."""
+    shape: Shape | None
     if pretrained is not None:
         if not Path(pretrained).exists():
             raise CheckpointError(f"pretrained autoencoder '{pretrained}' does not exist (give a run folder or .safetensors)")
         model, meta = load_trained(pretrained)
-        shape = tuple(meta["image_shape"])
+        shape = cast(Shape, tuple(meta["image_shape"]))
         if input_shape is not None and tuple(input_shape) != shape:
             raise ConfigError(f"the pretrained autoencoder takes {'x'.join(map(str, shape))} images, the data are "
                               f"{'x'.join(map(str, input_shape))}; set data.image_size/channels to match")
-        return model.train(), shape  # type: ignore[return-value]
+        return model.train(), shape
     name, args = _model_spec(autoencoder)
     if input_shape is not None and "input_shape" in inspect.signature(MODELS.get(name)).parameters:
         args.setdefault("input_shape", list(input_shape))
@@ -119,7 +121,7 @@ def build_autoencoder(autoencoder: str | dict[str, Any] = "cae28", pretrained: s
     shape = input_shape or getattr(model, "input_shape", None)
     if shape is None:
         raise ConfigError(f"cannot tell the input shape of '{name}'; give input_shape")
-    return model, tuple(shape)  # type: ignore[return-value]
+    return model, cast(Shape, tuple(shape))
 
 
 @register_model("encoder_classifier")

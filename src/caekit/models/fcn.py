@@ -77,6 +77,7 @@ def fcn(input_shape: tuple[int, int, int] | None = None, task: Task = "segment",
         for layer in model.decoder.modules():  # start exactly at bicubic, as the other models' heads do
             if isinstance(layer, nn.Conv2d):
                 nn.init.zeros_(layer.weight)
+                assert layer.bias is not None  # the decoder's convolutions all have a bias
                 nn.init.zeros_(layer.bias)
     return model
 

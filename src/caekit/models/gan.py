@@ -47,7 +47,9 @@ def dcgan_init(module: nn.Module) -> None:
     """The DCGAN paper's initialisation: N(0, 0.02) convolutions, N(1, 0.02) batch-norm scales."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         spectral = parametrize.is_parametrized(module, "weight")
-        nn.init.normal_(module.parametrizations.weight.original if spectral else module.weight, 0.0, 0.02)
+        # torch types a module's attributes (here the parametrization's ModuleDict) as Tensor | Module
+        nn.init.normal_(module.parametrizations.weight.original  # type: ignore[union-attr, arg-type]
+                        if spectral else module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
     elif isinstance(module, nn.BatchNorm2d) and module.affine:
@@ -141,6 +143,7 @@ class Discriminator(nn.Module):
         self.num_classes = num_classes
         self.concat_labels = bool(num_classes) and conditioning == "concat"
         batch_norm = norm == "batch"
+        layers: list[nn.Module]
         c, layers = in_channels + (num_classes if self.concat_labels else 0), []
         for i in range(steps):
             out = width * 2**i
@@ -170,6 +173,7 @@ class Discriminator(nn.Module):
         if self.num_classes and labels is None:
             raise ConfigError("a conditional discriminator needs class labels")
         if self.concat_labels:
+            assert labels is not None  # a conditional discriminator raised above
             planes = F.one_hot(labels, self.num_classes).to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[-2:])
             x = torch.cat([x, planes], 1)
         if self.embed is None:
@@ -205,6 +209,8 @@ class DCGAN(nn.Module):
         """Move the averaged generator towards the trained one (batch-norm statistics are copied as they are)."""
         if self.generator_ema is None:
             return
+        avg: Tensor  # parameters, then buffers
+        new: Tensor
         for avg, new in zip(self.generator_ema.parameters(), self.generator.parameters()):
             avg.lerp_(new, 1 - self.ema_decay)
         for avg, new in zip(self.generator_ema.buffers(), self.generator.buffers()):

@@ -102,7 +102,7 @@ def plot_search(trials: list[Trial], space: dict[str, Param], metric: str, mode:
             positions = [labels.index(str(x)) for x in xs]
             ax.scatter(positions, ys, alpha=0.8)
             ax.set_xticks(range(len(labels)), labels, rotation=30)
-            best_x = labels.index(str(best.params.get(key)))
+            best_x: Any = labels.index(str(best.params.get(key)))  # a position here, the value itself below
         else:
             ax.scatter(xs, ys, alpha=0.8)
             best_x = best.params.get(key)

@@ -59,6 +59,7 @@ class Param(StrictModel):
     def grid(self) -> list[Any]:
         if self.values is not None:
             return list(self.values)
+        assert self.low is not None and self.high is not None  # _check: values, or both low and high
         points = (np.geomspace if self.log else np.linspace)(self.low, self.high, self.num)
         return list(dict.fromkeys(self.cast(v) for v in points))  # int ranges may collapse to fewer points
 

@@ -186,7 +186,7 @@ class Engine:
     def fit(self, train: ImageSet, val: ImageSet | None = None, resume: bool = False) -> list[dict[str, float]]:
         cfg = self.config
         torch.manual_seed(cfg.seed + self.dist.rank)
-        state = {"epoch": 0, "history": [], "bad_epochs": 0}
+        state: dict[str, Any] = {"epoch": 0, "history": [], "bad_epochs": 0}
         if resume:
             state = self._resume()
         batches = self.batches(train, shuffle=True)

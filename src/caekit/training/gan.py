@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +16,9 @@ from caekit.errors import ConfigError
 from caekit.runs import RunFolder
 from caekit.training.objectives import Objective, Painter, Step, call, class_labels, register_objective, unwrap
 from caekit.training.supervised import balanced_sample_weights
+
+if TYPE_CHECKING:
+    from caekit.models.gan import DCGAN
 
 
 @register_objective("gan")
@@ -61,13 +64,13 @@ class GAN(Objective):
         return balanced_sample_weights(data.labels, len(data.classes)) if self.balanced_sampling else None
 
     def param_groups(self, model: nn.Module) -> dict[str, Iterable[nn.Parameter]]:
-        net = unwrap(model)
+        net = cast("DCGAN", unwrap(model))
         return {"generator": list(net.generator.parameters()), "discriminator": list(net.discriminator.parameters())}
 
     def optimizer_defaults(self) -> dict[str, Any]:
         return dict(self.settings)
 
-    def discriminator_loss(self, net: nn.Module, real: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    def discriminator_loss(self, net: DCGAN, real: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         """BCE of D on real (target 1 - smoothing) and generated (target 0) images; real in [-1, 1]."""
         z = net.noise(len(real))
         with torch.no_grad():
@@ -80,7 +83,7 @@ class GAN(Objective):
                     + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake), reduction="none"))
         return loss, torch.sigmoid(d_real), torch.sigmoid(d_fake)
 
-    def generator_loss(self, net: nn.Module, n: int, labels: Tensor | None) -> Tensor:
+    def generator_loss(self, net: DCGAN, n: int, labels: Tensor | None) -> Tensor:
         """Non-saturating loss -log D(G(z)), or -D(G(z)) for the hinge loss."""
         logits = net.discriminator(net.generator(net.noise(n), labels), labels).float()
         if self.kind == "hinge":
@@ -99,7 +102,7 @@ class GAN(Objective):
             g_loss = call(model, self.generator_loss, len(real), labels)
             step("generator", g_loss)
             if hasattr(unwrap(model), "update_ema"):
-                unwrap(model).update_ema()
+                cast("DCGAN", unwrap(model)).update_ema()
             self._last_g = g_loss.detach()
         g = self._last_g.to(d_loss.device)
         return {"loss": d_loss.detach() + g, "d_loss": d_loss.detach(), "g_loss": g,
@@ -107,7 +110,7 @@ class GAN(Objective):
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        net = unwrap(model)
+        net = cast("DCGAN", unwrap(model))
         if self._trained:
             self._trained = False
             self.samples_per_epoch.append(net.sample(16, generator=seeded(self.seed)).cpu())
@@ -117,7 +120,7 @@ class GAN(Objective):
 
     @torch.no_grad()
     def pictures(self, model: nn.Module, images: Tensor, folder: Path, draw: Painter) -> list[Path]:
-        net = unwrap(model)
+        net = cast("DCGAN", unwrap(model))
         paths = [draw.sample_grid(net.sample(100, generator=seeded(self.seed)), folder / "samples.png",
                                   "generated samples" + (" (one class per column)" if net.num_classes else ""), columns=10)]
         if self.samples_per_epoch:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import Tensor, nn
 
 from caekit.errors import ConfigError
 from caekit.training.objectives import Objective, Painter, call, reconstruction_loss, register_objective, unwrap
+
+if TYPE_CHECKING:
+    from caekit.models.stacked import StackedAutoencoder
 
 
 @register_objective("stage")
@@ -36,14 +40,15 @@ class GreedyStage(Objective):
     @torch.no_grad()
     def pictures(self, model: nn.Module, images: Tensor, folder: Path, draw: Painter) -> list[Path]:
         """The image as seen through this stage: encode to stage k, reconstruct it, decode down to pixels."""
-        net = unwrap(model)
+        net = cast("StackedAutoencoder", unwrap(model))
         k = net.train_stage
         code = net.stage_forward(net.stage_target(images))
+        assert k is not None  # stage_forward asserts it too
         for decoder in reversed(list(net.decoders)[:k]):
             code = decoder(code)
         return [draw.reconstructions(images, code, folder / "reconstructions.png", title=f"through stage {k + 1}")]
 
 
-def _stage_pair(net: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+def _stage_pair(net: StackedAutoencoder, x: Tensor) -> tuple[Tensor, Tensor]:
     target = net.stage_target(x)
     return net.stage_forward(target), target

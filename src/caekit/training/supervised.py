@@ -11,7 +11,7 @@ weights at the start of training, so regularisation keeps the pre-trained featur
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +20,9 @@ from torch import Tensor, nn
 from caekit.data.imageset import ImageSet
 from caekit.errors import ConfigError
 from caekit.training.objectives import Objective, register_objective, unwrap
+
+if TYPE_CHECKING:
+    from caekit.models.encoder_classifier import EncoderClassifier
 
 
 def balanced_class_weights(counts: Sequence[int]) -> Tensor:
@@ -83,7 +86,7 @@ class Classify(Objective):
             return super().param_groups(model)
         if not hasattr(inner, "parameter_groups"):
             raise ConfigError(f"encoder_lr and l2_sp need an encoder classifier; {type(inner).__name__} has no encoder")
-        groups = inner.parameter_groups()
+        groups = cast("EncoderClassifier", inner).parameter_groups()
         torch_groups: list[dict[str, Any]] = [{"params": groups["head"]}] if "head" in groups else []
         if "encoder" in groups:
             encoder: dict[str, Any] = {"params": groups["encoder"]}
@@ -111,6 +114,7 @@ class Classify(Objective):
         accuracy = (logits.argmax(1) == batch["label"]).float().mean()
         metrics = {"accuracy": accuracy.detach()}
         if self._anchors:
+            assert self.l2_sp is not None  # the anchors are only taken for l2_sp
             drift = torch.stack([(p - start).pow(2).sum() for p, start in self._anchors]).sum()
             loss = loss + 0.5 * self.l2_sp * drift
             metrics["l2_sp_drift"] = drift.detach()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -11,6 +11,9 @@ from torch import Tensor, nn
 from caekit.data.noise import BINARISE, binarise, seeded
 from caekit.errors import ConfigError
 from caekit.training.objectives import Objective, Painter, Step, call, class_labels, register_objective, unwrap
+
+if TYPE_CHECKING:
+    from caekit.models.vae import ConvVAE
 
 
 @register_objective("elbo")
@@ -62,14 +65,14 @@ class ELBO(Objective):
     def evaluate(self, model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         if self._trained:  # the first validation batch after an epoch of training: keep a sample grid for pictures
             self._trained = False
-            net = unwrap(model)
+            net = cast("ConvVAE", unwrap(model))
             self.samples_per_epoch.append(net.sample(16, generator=seeded(self.seed)).cpu())
         rec, kl = self.terms(model, batch, seeded(self.seed + int(batch["image"].double().sum().item() * 1000) % 2**31, batch["image"].device))
         return {"loss": rec + kl, "elbo": -(rec + kl), "rec": rec, "kl": kl}
 
     @torch.no_grad()
     def pictures(self, model: nn.Module, images: Tensor, folder: Path, draw: Painter) -> list[Path]:
-        net = unwrap(model)
+        net = cast("ConvVAE", unwrap(model))
         labels = torch.arange(len(images), device=images.device) % net.num_classes if net.num_classes else None
         paths = [draw.reconstructions(images, net(binarise(images, self.binarise), labels), folder / "reconstructions.png"),
                  draw.sample_grid(net.sample(64, generator=seeded(self.seed)), folder / "prior_samples.png", "samples from the prior")]
@@ -82,7 +85,7 @@ class ELBO(Objective):
         return paths
 
 
-def _vae_terms(net: nn.Module, x: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor]:
+def _vae_terms(net: ConvVAE, x: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor]:
     from caekit.models.vae import kl_standard_normal
 
     mean, logvar = net.posterior(x, labels)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -11,6 +12,9 @@ from torch import Tensor, nn
 from torchvision.utils import make_grid
 
 from caekit.viz import _save, plt
+
+if TYPE_CHECKING:
+    from caekit.models.vae import ConvVAE
 
 
 def _grid_figure(grid: Tensor, path: str | Path, title: str | None, scale: float = 0.35) -> Path:
@@ -32,6 +36,7 @@ def sample_grid(images: Tensor, path: str | Path, title: str | None = None, colu
 @torch.no_grad()
 def interpolation(model: nn.Module, first: Tensor, second: Tensor, path: str | Path, steps: int = 10) -> Path:
     """Decode the straight line between two images' posterior means; the end images are shown beside it."""
+    model = cast("ConvVAE", model)
     a, b = model.encode(first), model.encode(second)
     t = torch.linspace(0, 1, steps, device=a.device)[:, None]
     decoded = model.decode((1 - t) * a + t * b)
@@ -45,6 +50,7 @@ def manifold(model: nn.Module, path: str | Path, n: int = 15) -> Path:
     """A 2-D latent's decoded images on a regular grid of prior quantiles (Kingma & Welling, fig. 4)."""
     if getattr(model, "latent_dim", None) != 2:
         raise ValueError("the manifold picture needs a 2-D latent space")
+    model = cast("ConvVAE", model)
     q = torch.tensor(norm.ppf(np.linspace(0.05, 0.95, n)), dtype=torch.float32)
     zy, zx = torch.meshgrid(q.flip(0), q, indexing="ij")
     z = torch.stack([zx.flatten(), zy.flatten()], 1).to(next(model.parameters()).device)

@@ -68,12 +68,12 @@ class PretrainConfig(StrictModel):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     data: DataConfig | None = None
-    val_fraction: float = Field(0.05, ge=0, lt=1)
+    val_fraction: float = Field(default=0.05, ge=0, lt=1)
 
 
 class SampleConfig(StrictModel):
-    per_class: int | None = Field(None, gt=0)
-    fraction: float | None = Field(None, gt=0, le=1)
+    per_class: int | None = Field(default=None, gt=0)
+    fraction: float | None = Field(default=None, gt=0, le=1)
 
     @model_validator(mode="after")
     def _one(self) -> SampleConfig:
@@ -105,8 +105,8 @@ class CompareConfig(StrictModel):
     split_seed: int = 0
     sample: SampleConfig
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
-    val_fraction: float = Field(0.1, ge=0, lt=1)  # of each labelled sample, to pick the best epoch
-    test_limit: int | None = Field(None, gt=0)
+    val_fraction: float = Field(default=0.1, ge=0, lt=1)  # of each labelled sample, to pick the best epoch
+    test_limit: int | None = Field(default=None, gt=0)
     pretrain: dict[str, PretrainConfig] = Field(default_factory=dict)
     objective: ObjectiveConfig = Field(default_factory=lambda: ObjectiveConfig(name="classify"))
     optim: OptimConfig = Field(default_factory=OptimConfig)
@@ -181,6 +181,7 @@ def load_data(cfg: CompareConfig) -> Splits:
     """Full training set and test split, fixed by ``split_seed`` (no validation part: each sample carves its own)."""
     data, seed = full_and_test(cfg)
     splits = make_splits(seed=seed, **data.model_dump())
+    assert splits.test is not None  # make_splits always has a test split
     if cfg.test_limit and cfg.test_limit < len(splits.test):
         splits.test = split(splits.test, 1 - cfg.test_limit / len(splits.test), cfg.split_seed)[0]
     return splits
@@ -213,6 +214,7 @@ def run_compare(config: CompareConfig | str | Path | dict[str, Any], overrides: 
     atomic_write_text(folder / "compare.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     splits = load_data(cfg)
     full, test = splits.train, splits.test
+    assert test is not None  # load_data's splits come from make_splits
     classes = full.classes
     say(f"{cfg.data.name}: Full {len(full)} images, test {len(test)}, {len(classes)} classes; sample: {cfg.sample.describe()}")
     warn_small_classes(test, 2, "a reliable test score")

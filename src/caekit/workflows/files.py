@@ -246,7 +246,9 @@ def upscale_files(images: Sequence[str | Path], run: str | Path, out: str | Path
         output, base = inference.upscale(model, low), bicubic(low[None], scale)[0]
         written.append(inference.save_png(output, folder / f"{stem}_x{scale}.png"))
         inference.save_png(base, folder / f"{stem}_bicubic.png")
-        lows.append(low), bases.append(base), outputs.append(output)
+        lows.append(low)
+        bases.append(base)
+        outputs.append(output)
     picture: Path | str = "no comparison (the images differ in size)"
     if len({tuple(i.shape) for i in lows}) == 1:
         picture = pixviz.superres_rows(torch.stack(lows), torch.stack(bases), torch.stack(outputs), None,
