@@ -53,7 +53,7 @@ def training_rate(images: torch.Tensor, batch_size: int) -> float:
     torch.manual_seed(0)
     c, h, _ = images.shape[1:]
     model = create_model("cae", spec="cae32", input_shape=(c, h, h))
-    engine = engine_for(model, Reconstruct(), TrainConfig(batch_size=batch_size, epochs=1, progress=False, device="cpu"), OptimConfig())
+    engine = engine_for(model, Reconstruct(), TrainConfig(batch_size=batch_size, epochs=1, progress=False, device="cpu", cpu_tuning=True), OptimConfig())
     batches = Batches({"image": images, "label": torch.zeros(len(images), dtype=torch.long)}, batch_size)
     return engine.train_epoch(batches, 0)["images_per_s"]
 

@@ -31,7 +31,7 @@ DATASETS = {"cae32": ("cifar10", (3, 32, 32)), "cae28": ("mnist", (1, 28, 28))}
 
 
 def training_rate(model: torch.nn.Module, images: torch.Tensor, batch_size: int) -> float:
-    engine = engine_for(model, Reconstruct("mse"), TrainConfig(batch_size=batch_size, epochs=1, progress=False, device="cpu"), OptimConfig())
+    engine = engine_for(model, Reconstruct("mse"), TrainConfig(batch_size=batch_size, epochs=1, progress=False, device="cpu", cpu_tuning=True), OptimConfig())
     batches = Batches({"image": images, "label": torch.zeros(len(images), dtype=torch.long)}, batch_size)
     return engine.train_epoch(batches, 0)["images_per_s"]
 

@@ -37,7 +37,7 @@ def train_generator(data, model_name: str, model_args: dict, objective, epochs: 
     torch.manual_seed(seed)
     model = create_model(model_name, input_shape=data.shape, num_classes=len(data.classes), **model_args)
     # lr left to the objective: the ELBO's 1e-3, the GAN's 2e-4 (beta1 0.5)
-    return fit(model, objective, data, None, TrainConfig(epochs=epochs, batch_size=64, seed=seed, progress=False),
+    return fit(model, objective, data, None, TrainConfig(epochs=epochs, batch_size=64, seed=seed, progress=False, cpu_tuning=True),
                OptimConfig(weight_decay=0.0)).model.cpu()
 
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from caekit.layers import ConvTranspose2d
-from caekit.training.cpu import prepare_cpu
+from caekit.training.cpu import tune
 
 # (in channels, out channels, kernel, stride, padding, input size, where it occurs)
 SHAPES = [(64, 3, 5, 1, 2, 32, "cae32's last layer"), (64, 1, 5, 1, 2, 28, "cae28's last layer"),
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
-    prepare_cpu()
+    tune()
     print(f"batch {args.batch_size}, channels_last, {args.rounds} alternating rounds, median ms; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads\n")
     print("| layer | where | PyTorch forward | caekit forward | speed-up | PyTorch fwd+bwd | caekit fwd+bwd | speed-up |")

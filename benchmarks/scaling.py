@@ -27,7 +27,7 @@ def epoch_seconds(size: int, count: int, batch_size: int, repeats: int) -> float
     """Median seconds of a training epoch over ``count`` random uint8 3 x size x size images (after a warm-up epoch)."""
     torch.manual_seed(0)
     model = create_model("cae", spec=reference_cae(3, size, name=f"cae{size}"))
-    engine = engine_for(model, Reconstruct(), TrainConfig(batch_size=batch_size, epochs=1, progress=False, device="cpu"), OptimConfig())
+    engine = engine_for(model, Reconstruct(), TrainConfig(batch_size=batch_size, epochs=1, progress=False, device="cpu", cpu_tuning=True), OptimConfig())
     images = torch.randint(0, 256, (count, 3, size, size), dtype=torch.uint8)
     batches = Batches({"image": images, "label": torch.zeros(count, dtype=torch.long)}, batch_size)
     engine.train_epoch(Batches({"image": images[: 2 * batch_size], "label": torch.zeros(2 * batch_size, dtype=torch.long)}, batch_size), 0)

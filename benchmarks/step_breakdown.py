@@ -21,7 +21,7 @@ from torch import nn
 
 from caekit.layers import _transposed_conv_by_taps
 from caekit.models import create_model
-from caekit.training.cpu import prepare_cpu
+from caekit.training.cpu import tune
 
 CL = torch.channels_last
 
@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    prepare_cpu()
+    tune()
     torch.manual_seed(0)
     model = create_model("cae32").to(memory_format=CL)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=5e-4)

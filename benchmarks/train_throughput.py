@@ -68,7 +68,7 @@ def plain_loop(model: torch.nn.Module, images: torch.Tensor, batch_size: int, ep
 
 def caekit_loop(model: torch.nn.Module, images: torch.Tensor, batch_size: int, epochs: int) -> float:
     """caekit's engine with its defaults (channels_last, in-memory uint8 batches). Returns images/s of the last epoch."""
-    engine = engine_for(model, Reconstruct("mse"), TrainConfig(batch_size=batch_size, epochs=epochs, progress=False, device="cpu"), OptimConfig())
+    engine = engine_for(model, Reconstruct("mse"), TrainConfig(batch_size=batch_size, epochs=epochs, progress=False, device="cpu", cpu_tuning=True), OptimConfig())
     batches = Batches({"image": images, "label": torch.zeros(len(images), dtype=torch.long)}, batch_size)
     rate = 0.0
     for epoch in range(epochs):

@@ -31,10 +31,17 @@ def test_retained_memory_serves_a_freed_32_mb_buffer_again_without_page_faults()
     assert _faults_while_reallocating(elements, 20) < 5 * 8192
 
 
-def test_the_engine_applies_the_setting_on_the_cpu_unless_told_not_to(monkeypatch):
+def test_the_engine_tunes_the_cpu_only_when_asked_and_keeps_the_allocator_optional(monkeypatch):
+    from caekit.training import cpu
+
     calls = []
-    monkeypatch.setattr(engine_module, "prepare_cpu", lambda retain_memory: calls.append(retain_memory))
+    monkeypatch.setattr(cpu, "tune", lambda retain_memory: calls.append(retain_memory))
+    monkeypatch.delenv("CAEKIT_CPU_TUNING", raising=False)
     model = create_model("cae28", upsample="nearest", input_shape=(1, 16, 16))
-    for retain in (True, False):
-        engine_module.Engine(model, Reconstruct(), TrainConfig(device="cpu", progress=False, retain_memory=retain), OptimConfig())
-    assert calls == [True, False]
+    for tuning, retain in ((True, True), (True, False), (None, True), (False, True)):
+        engine_module.Engine(model, Reconstruct(), TrainConfig(device="cpu", progress=False, cpu_tuning=tuning, retain_memory=retain),
+                             OptimConfig())
+    assert calls == [True, False]  # a library import leaves the process alone unless cpu_tuning is set
+    monkeypatch.setenv("CAEKIT_CPU_TUNING", "1")  # what the command line sets
+    engine_module.Engine(model, Reconstruct(), TrainConfig(device="cpu", progress=False), OptimConfig())
+    assert calls == [True, False, True]

@@ -115,7 +115,7 @@ def test_every_option_says_what_it_does_and_its_default(capsys: pytest.CaptureFi
             if param.param_type_name == "option" and not getattr(param, "hidden", False) and param.name != "help":
                 assert param.help, f"{name} {param.opts}"
     code, out, _ = run_cli(["train", "--help"], capsys)
-    assert "--epochs" in out and "-e," in out
+    assert code == 0 and "--epochs" in out and "-e," in out and "[default: " in out
 
 
 # ------------------------------------------------------------------------------------------- errors and warnings

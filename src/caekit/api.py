@@ -18,10 +18,12 @@ from caekit.config import RunConfig, load_config, resolve_config
 from caekit.inference import classify, encode, load, read_images, reconstruct, run_splits, sample
 from caekit.runner import EpochHook, TrainResult, evaluate_run, train_run
 from caekit.runs import RunFolder
-from caekit.workflows.compare import run_compare
+from caekit.workflows.compare import CompareConfig, classify_run, run_compare, summary_markdown
 from caekit.workflows.encoder838 import encoder_838
 from caekit.workflows.files import (
+    cluster_split,
     denoise_files,
+    embed_split,
     encode_split,
     feature_maps_file,
     reconstruct_files,
@@ -44,6 +46,31 @@ def train(config: RunConfig | dict[str, Any] | str | Path | None = None, overrid
     return train_run(resolve_config(config, overrides), resume=resume, on_epoch_end=on_epoch_end, write_run=write_run)
 
 
-__all__ = ["TrainResult", "classify", "denoise_files", "encode", "encode_split", "encoder_838", "evaluate_run", "feature_maps_file",
-           "load", "read_images", "reconstruct", "reconstruct_files", "resolve_config", "run_compare", "run_splits", "sample",
-           "sample_files", "segment_files", "train", "train_stacked", "upscale_files"]
+__all__ = [
+    "CompareConfig",
+    "TrainResult",
+    "classify",
+    "classify_run",
+    "cluster_split",
+    "denoise_files",
+    "embed_split",
+    "encode",
+    "encode_split",
+    "encoder_838",
+    "evaluate_run",
+    "feature_maps_file",
+    "load",
+    "read_images",
+    "reconstruct",
+    "reconstruct_files",
+    "resolve_config",
+    "run_compare",
+    "run_splits",
+    "sample",
+    "sample_files",
+    "segment_files",
+    "summary_markdown",
+    "train",
+    "train_stacked",
+    "upscale_files",
+]

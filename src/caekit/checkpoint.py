@@ -116,6 +116,8 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]
     path = checkpoint_file(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint '{path}' does not exist")
+    if path.suffix != ".safetensors":
+        raise CheckpointError(f"'{path}' is not a safetensors checkpoint: give a caekit run folder or its .safetensors file")
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             header = f.metadata() or {}

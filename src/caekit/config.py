@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
@@ -77,7 +78,8 @@ class TrainConfig(StrictModel):
     channels_last: bool | None = None
     amp: bool | None = None
     compile: bool = False
-    retain_memory: bool = True  # CPU: keep freed activation memory for the next step (caekit.training.cpu)
+    cpu_tuning: bool | None = None  # process-wide CPU speed settings (caekit.training.cpu); None: on for the CLI, off in a library
+    retain_memory: bool = True  # with cpu_tuning: also keep freed activation memory for the next step
     progress: bool = True  # the progress bar
     verbose: bool = True  # a line per epoch
 
@@ -104,7 +106,9 @@ def read_mapping(path: str | Path, what: str = "config file", keys: str = "model
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"{path}{_position(exc)}: not valid YAML: {_problem(exc)}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (save it as UTF-8)") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a {what} is a mapping ({keys})")
     return data
@@ -114,14 +118,44 @@ def load_config(path: str | Path) -> RunConfig:
     return parse_config(read_mapping(path), str(path))
 
 
-def parse_assignments(items: list[str]) -> dict[str, Any]:
-    """``["optim.lr=1e-3", "model.args.upsample=nearest"]`` -> {dotted path: YAML-parsed value}."""
+def _position(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    return f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+
+
+def _problem(exc: yaml.YAMLError) -> str:
+    return str(getattr(exc, "problem", None) or str(exc).splitlines()[0])
+
+
+def _wants_text(schema: type[BaseModel], dotted: str) -> bool:
+    """Whether the schema's field at ``dotted`` holds text, so that ``--set data.root=2024`` stays the string '2024'."""
+    cls: Any = schema
+    for part in dotted.split("."):
+        field = cls.model_fields.get(part) if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+        if field is None:
+            return False
+        cls = field.annotation
+    return cls is str or (get_origin(cls) in (Union, UnionType) and str in get_args(cls)
+                          and all(a in (str, type(None)) for a in get_args(cls)))
+
+
+def parse_assignments(items: list[str], schema: type[BaseModel] | None = None) -> dict[str, Any]:
+    """``["optim.lr=1e-3", "data.root=2024"]`` -> {dotted path: value}: text where the schema's field holds text,
+    else the value read as YAML (numbers, lists, mappings, booleans)."""
+    schema = schema or RunConfig
     pairs = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise ConfigError(f"override '{item}' is not of the form section.field=value")
-        pairs[key.strip()] = yaml.safe_load(value)
+        if _wants_text(schema, key):
+            pairs[key] = value
+            continue
+        try:
+            pairs[key] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {key}: {value!r} is not a valid value ({_problem(exc)}); quote text, e.g. {key}='{value}'") from None
     return pairs
 
 

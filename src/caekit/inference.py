@@ -11,6 +11,7 @@ gradients, in the memory format the engine trains in. Nothing here draws a pictu
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -59,7 +60,7 @@ def predict(model: nn.Module, images: Images, fn: Callable[[nn.Module, Tensor], 
     call = fn or (lambda net, x: net(x))
     outputs = []
     with torch.inference_mode():
-        for start in tqdm(range(0, len(data), batch_size), disable=not progress, desc=desc, leave=False):
+        for start in tqdm(range(0, len(data), batch_size), disable=not (progress and sys.stderr.isatty()), desc=desc, leave=False):
             chunk = to_unit(data[start : start + batch_size].to(device))
             if chunk.dim() == 4:
                 chunk = chunk.contiguous(memory_format=torch.channels_last)
@@ -140,6 +141,29 @@ def read_images(paths: Sequence[str | Path], shape: Sequence[int], fit: str = "p
     return torch.from_numpy(np.stack(arrays)).contiguous()
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """Width and height of an image file, read from its header."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return img.size
+
+
+def unfit(image: Tensor, fit: str, size: tuple[int, int]) -> Tensor:
+    """Undo ``fit_square`` for a float [C, S, S] output: back to the input's ``size`` (width, height). ``pad``: the
+    padding is cut off again; ``stretch``: resized; ``crop``: the centred square the model saw, at its own size."""
+    import torch.nn.functional as F
+
+    w, h = size
+    side = max(w, h) if fit == "pad" else min(w, h) if fit == "crop" else None
+    target = (h, w) if side is None else (side, side)
+    out = F.interpolate(image[None].float(), size=target, mode="bilinear", align_corners=False, antialias=True)[0]
+    if fit == "pad":
+        left, top = (side - w) // 2, (side - h) // 2  # type: ignore[operator]
+        out = out[:, top : top + h, left : left + w]
+    return out.clamp(0, 1)
+
+
 def to_uint8(image: Tensor) -> np.ndarray:
     """One float [C, H, W] image in [0, 1] as uint8 [H, W] (grey) or [H, W, 3], as image files hold it."""
     return (image.detach().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).squeeze(-1).cpu().numpy()
@@ -151,6 +175,17 @@ def save_png(image: Tensor | np.ndarray, path: Path) -> Path:
 
     Image.fromarray(to_uint8(image) if isinstance(image, Tensor) else image).save(path)
     return path
+
+
+def output_folder(run: str | Path) -> Path:
+    """Where outputs made with a trained model go by default: its run folder (also for one of its checkpoints), or
+    ``<name>-outputs`` beside a checkpoint file that lives outside a run folder."""
+    path = Path(run)
+    if path.is_dir():
+        return path
+    if path.parent.name == "checkpoints" and (path.parent.parent / "config.yaml").is_file():
+        return path.parent.parent
+    return path.with_name(f"{path.stem}-outputs")
 
 
 # ------------------------------------------------------------------------------------------- a run's own data
@@ -200,4 +235,4 @@ def dataset_split(model_path: str | Path, meta: dict[str, Any], split: str = "te
     return data
 
 
-__all__ = ["classify", "dataset_split", "encode", "load", "predict", "read_file", "read_images", "reconstruct", "run_splits", "sample", "save_png", "segment", "to_uint8", "upscale"]
+__all__ = ["classify", "dataset_split", "encode", "image_size", "load", "output_folder", "predict", "read_file", "read_images", "reconstruct", "run_splits", "sample", "save_png", "segment", "to_uint8", "unfit", "upscale"]

@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from caekit.errors import ConfigError
+from caekit.errors import ConfigError, did_you_mean
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,7 +32,8 @@ class Registry(Generic[F]):
         try:
             return self._items[name]
         except KeyError:
-            raise ConfigError(f"unknown {self.kind} '{name}'; choose one of: {', '.join(self.names())}") from None
+            hint = did_you_mean(name, self.names()) or f"; choose one of: {', '.join(self.names())}"
+            raise ConfigError(f"unknown {self.kind} '{name}'{hint}") from None
 
     def build(self, name: str, **kwargs: Any) -> Any:
         """Call the factory registered as ``name``; unknown keyword arguments are a user error."""

@@ -26,7 +26,9 @@ from caekit.errors import CheckpointError
 from caekit.runs import RunFolder
 
 PICTURES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp")
-SKIPPED_FOLDERS = {"tb", "checkpoints", "__pycache__"}
+SKIPPED_FOLDERS = {"tb", "checkpoints", "__pycache__", "projector"}
+# In a run folder's sub-folders (outputs of reconstruct, embed, segment, ...) only these are pictures of the whole.
+SUMMARY_PICTURES = {"comparison", "overlays", "iou", "pca", "tsne", "umap", "bars", "samples", "curves"}
 # Pictures most people look for first; everything else follows alphabetically.
 FIRST = ("curves", "reconstructions", "embedding", "tsne", "umap", "pca", "confusion", "samples", "filters", "feature_maps")
 
@@ -98,10 +100,18 @@ def read_run(path: str | Path, title: str | None = None) -> RunInfo:
                    checkpoint, find_pictures(run.path), extra)
 
 
+def _shown(relative: Path) -> bool:
+    """A run folder's own pictures, and the summary pictures of its output folders (reconstructions/comparison.png,
+    embedding/pca.png), not each file such a folder holds for every input image."""
+    folders = relative.parts[:-1]
+    if SKIPPED_FOLDERS.intersection(folders):
+        return False
+    return not folders or relative.stem in SUMMARY_PICTURES
+
+
 def find_pictures(folder: Path) -> list[Path]:
     """Pictures in a run folder and its sub-folders (not TensorBoard's or the checkpoints'), best-known names first."""
-    found = [p for p in folder.rglob("*") if p.suffix.lower() in PICTURES and p.is_file()
-             and not SKIPPED_FOLDERS.intersection(p.relative_to(folder).parts[:-1])]
+    found = [p for p in folder.rglob("*") if p.suffix.lower() in PICTURES and p.is_file() and _shown(p.relative_to(folder))]
 
     def order(p: Path) -> tuple[int, str]:
         rel = str(p.relative_to(folder))

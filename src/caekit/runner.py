@@ -31,6 +31,7 @@ from caekit.inference import run_splits
 from caekit.models.registry import MODELS, create_model
 from caekit.models.weights import load_trained
 from caekit.runs import RunFolder
+from caekit.spec import PRESETS
 from caekit.training import distributed
 from caekit.training.engine import Engine
 from caekit.training.objectives import Objective, build_objective
@@ -140,6 +141,8 @@ def train_run(cfg: RunConfig, splits: Splits | None = None, resume: str | Path |
                       splits.train.shape)
     meta["splits"] = {"data": remake[0].model_dump(), "seed": remake[1]} if remake else None  # how inference finds its test images
     engine = engine_for(model, objective, cfg.train, cfg.optim, run, meta, on_epoch_end)
+    if main and cfg.train.verbose:
+        print(describe_run(cfg, model, splits, run, engine.device), flush=True)
     start = time.perf_counter()
     try:
         history = engine.fit(splits.train, splits.val, resume=resume is not None)
@@ -156,6 +159,45 @@ def train_run(cfg: RunConfig, splits: Splits | None = None, resume: str | Path |
         write_results(run, objective, history, {"test": test})
         draw_run_pictures(run, model, objective, splits, history)
     return TrainResult(run, model, history, test, splits, seconds)
+
+
+def describe_run(cfg: RunConfig, model: nn.Module, splits: Splits, run: RunFolder | None, device: torch.device) -> str:
+    """The block a run starts with: what trains on what, where, and a preset that adapted to the data."""
+    c, h, w = splits.train.shape
+    parameters = sum(p.numel() for p in model.parameters())
+    lines = [f"model  {cfg.model.name}: {parameters:,} parameters" + _code_size(model, splits.train.shape),
+             f"data   {splits.describe()}",
+             f"device {device.type}" + (f", {torch.get_num_threads()} threads" if device.type == "cpu" else f" ({torch.cuda.get_device_name(device)})"),
+             f"run    {run.path if run is not None else '(no run folder)'}"]
+    preset = PRESETS.get(cfg.model.name)
+    if preset is not None and cfg.model.args.get("input_shape") is None and tuple(preset.input_shape) != (c, h, w):
+        pc, ph, _ = preset.input_shape
+        keep = f"data.image_size={ph}" + (f" and data.channels={pc}" if pc != c else "")
+        lines.append(f"note   {cfg.model.name} is {'x'.join(map(str, preset.input_shape))}; it was adapted to the data's {c}x{h}x{w} "
+                     f"(to keep its size: --image-size {ph}, or --set {keep})")
+    return "\n".join(lines)
+
+
+def _code_size(model: nn.Module, shape: tuple[int, int, int]) -> str:
+    """", code 16x1x1 (16 values)" for an autoencoder, from one forward pass in eval mode that leaves the model, its
+    batch-norm statistics and the random streams as they were; "" for a model without ``encode``."""
+    if not hasattr(model, "encode"):
+        return ""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            x = torch.zeros(1, *shape, device=next(model.parameters()).device)
+            values = int(model.encode(x).shape[1])  # type: ignore[operator]
+            encoder = getattr(model, "encoder", None)
+            code = getattr(encoder(x), "code", None) if encoder is not None and not hasattr(model, "posterior") else None
+    except (RuntimeError, TypeError, ValueError):
+        return ""
+    finally:
+        model.train(was_training)
+    if code is not None and code.dim() == 4 and code[0].numel() == values:
+        return f", code {'x'.join(map(str, code.shape[1:]))} ({values} values)"
+    return f", code of {values} values"
 
 
 def best_epoch(history: list[dict[str, float]], objective: Objective) -> int | None:

@@ -1,23 +1,27 @@
 """The command line: parses arguments and calls the Python API, nothing more.
 
 Each area keeps its commands in its own module (``COMMANDS`` list); ``main`` gathers them. User errors print one
-line (``caekit: error: ...``) and exit with status 2, never a traceback.
+line (``caekit: error: ...``) and exit with status 2, warnings one line each (``caekit: warning: ...``), never a
+traceback. Commands run with the CPU tuning a library import leaves off (``train.cpu_tuning``).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import warnings
+from typing import Any
 
 import click
 
 from caekit.errors import CaekitError
 
 COMMAND_MODULES = ("core", "representations", "family", "pixelwise", "workflow")
+CPU_TUNING = "CAEKIT_CPU_TUNING"  # read by the engine when train.cpu_tuning is left empty
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100, "show_default": True})
 @click.version_option(package_name="caekit")
 def cli() -> None:
     """caekit: convolutional autoencoders on real images."""
@@ -28,17 +32,37 @@ for _module in COMMAND_MODULES:
         cli.add_command(_command)
 
 
+def _one_line(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    text = " ".join(str(message).split())
+    click.echo(f"caekit: warning: {text}", err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning user errors into one line and exit status 2."""
-    warnings.filterwarnings("ignore", message=".*TypedStorage is deprecated.*")
+    previous_tuning, previous_show = os.environ.get(CPU_TUNING), warnings.showwarning
+    os.environ.setdefault(CPU_TUNING, "1")  # also for the processes a command starts (search trials, DDP ranks)
+    warnings.showwarning = _one_line
     try:
-        cli.main(args=argv, prog_name="caekit", standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*TypedStorage is deprecated.*")
+            warnings.showwarning = _one_line
+            cli.main(args=argv, prog_name="caekit", standalone_mode=False)
     except CaekitError as exc:
         click.echo(f"caekit: error: {exc}", err=True)
         sys.exit(2)
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("caekit: interrupted; the last checkpoint is kept (continue with --resume RUN)", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+    except click.UsageError as exc:
+        where = f" (see: {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+        click.echo(f"caekit: error: {exc.format_message()}{where}", err=True)
         sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"caekit: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    finally:
+        warnings.showwarning = previous_show
+        if previous_tuning is None:
+            os.environ.pop(CPU_TUNING, None)
+        else:
+            os.environ[CPU_TUNING] = previous_tuning

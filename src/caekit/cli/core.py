@@ -1,10 +1,15 @@
-"""Core commands: train, demo, reconstruct, encode, summary, models, datasets."""
+"""Core commands: train, evaluate, demo, reconstruct, features, encode, summary, models, datasets."""
 
 from __future__ import annotations
 
+import shutil
+import textwrap
+
 import click
 
-from caekit.cli.options import image_files_and_model, run_on_files
+from caekit.cli.options import data_options, image_files_and_run, out_option, run_on_files, trained_run
+
+COMMANDS: list[click.Command] = []
 
 
 def _data_overrides(dataset: str | None, data_root: str | None, image_size: int | None, channels: int | None,
@@ -15,34 +20,32 @@ def _data_overrides(dataset: str | None, data_root: str | None, image_size: int 
     return {k: v for k, v in pairs.items() if v is not None}
 
 
-COMMANDS: list[click.Command] = []
-
-
 @click.command()
 @click.argument("config", required=False, type=click.Path(dir_okay=False))
-@click.option("--model", "model_name", help="Model or preset name (see `caekit models`).")
+@click.option("--model", "-m", "model_name", help="Architecture: a model or preset name (see `caekit models`).  [default: cae32]")
 @click.option("--spec", type=click.Path(dir_okay=False), help="Architecture spec file (YAML/JSON) for model 'cae'.")
 @click.option("--upsample", help="Decoder upsampling: max, average, fixed, nearest, bilinear, bicubic, transposed.")
-@click.option("--dataset", help="Dataset name (see `caekit datasets`).")
+@click.option("--dataset", "-d", help="Dataset name (see `caekit datasets`).  [default: digits]")
 @click.option("--data-root", type=click.Path(), help="Folder holding the dataset (never downloads unless --download).")
-@click.option("--image-size", type=int, help="Resize images to this square size.")
+@click.option("--image-size", type=int, help="Resize images to this square size (default: the dataset's own).")
 @click.option("--channels", type=click.Choice(["1", "3"]), help="Convert images to grey (1) or colour (3).")
 @click.option("--download", is_flag=True, help="Let torchvision download the dataset into --data-root.")
-@click.option("--loss", type=click.Choice(["mse", "l1", "bce"]), help="Reconstruction loss.")
-@click.option("--epochs", type=int)
-@click.option("--batch-size", type=int)
-@click.option("--lr", type=float)
-@click.option("--seed", type=int)
-@click.option("--device", help="auto, cpu, cuda or cuda:N.")
+@click.option("--loss", type=click.Choice(["mse", "l1", "bce"]), help="Reconstruction loss.  [default: mse]")
+@click.option("--epochs", "-e", type=int, help="Epochs to train.  [default: 10]")
+@click.option("--batch-size", "-b", type=int, help="Images per step.  [default: 64]")
+@click.option("--lr", type=float, help="Learning rate (default: the objective's, else 1e-3).")
+@click.option("--seed", type=int, help="Seed of the splits, the initialisation and the batch order.  [default: 0]")
+@click.option("--device", help="auto, cpu, cuda or cuda:N.  [default: auto]")
 @click.option("--name", help="Run folder name (default: model-dataset-date-time).")
-@click.option("--runs-dir", help="Where run folders go (default: runs).")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any config field, e.g. train.patience=3.")
+@click.option("--runs-dir", help="Where run folders go.  [default: runs]")
+@click.option("--set", "-s", "sets", multiple=True, metavar="KEY=VALUE", help="Override any config field, e.g. train.patience=3.")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue this run folder from its last checkpoint.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (a line per epoch is still printed).")
 def train(config, model_name, spec, upsample, dataset, data_root, image_size, channels, download, loss, epochs, batch_size,
           lr, seed, device, name, runs_dir, sets, resume, no_progress) -> None:
     """Train a model (default: the reference CAE on the bundled digits) and write a run folder."""
     from caekit.api import train as run_training
+    from caekit.config import parse_assignments
 
     pairs: dict[str, object] = {
         "model.name": model_name, "model.args.spec": spec, "model.args.upsample": upsample, "objective.args.loss": loss,
@@ -53,10 +56,7 @@ def train(config, model_name, spec, upsample, dataset, data_root, image_size, ch
     if no_progress:
         pairs["train.progress"] = False
     overrides: dict[str, object] = {k: v for k, v in pairs.items() if v is not None}
-    if sets:
-        from caekit.config import parse_assignments
-
-        overrides.update(parse_assignments(list(sets)))
+    overrides.update(parse_assignments(list(sets)))
     result = run_training(config, overrides=overrides, resume=resume)
     if result.run is not None:
         click.echo(f"test: {_format_metrics(result.test)}")
@@ -68,9 +68,9 @@ def _format_metrics(metrics: dict[str, float]) -> str:
 
 
 @click.command()
-@click.option("--epochs", type=int, default=30, show_default=True)
-@click.option("--runs-dir", default="runs", show_default=True)
-@click.option("--no-progress", is_flag=True)
+@click.option("--epochs", "-e", type=int, default=30, help="Epochs to train.")
+@click.option("--runs-dir", default="runs", help="Where the run folder `demo` goes.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
 def demo(epochs: int, runs_dir: str, no_progress: bool) -> None:
     """Train the 28x28 reference CAE on scikit-learn's bundled digits (real scans, no download)."""
     from caekit.api import train as run_training
@@ -84,16 +84,17 @@ def demo(epochs: int, runs_dir: str, no_progress: bool) -> None:
 
 
 @click.command()
-@image_files_and_model("reconstructions")
-def reconstruct(images: tuple[str, ...], run: str, out: str) -> None:
+@image_files_and_run("the reconstructions and comparison.png")
+@click.option("--keep-size", is_flag=True, help="Write each reconstruction at its input's size (default: the model's).")
+def reconstruct(images: tuple[str, ...], run: str, out: str | None, keep_size: bool) -> None:
     """Reconstruct image files with a trained model; writes each reconstruction and a comparison picture."""
-    run_on_files("reconstruct_files", images, run, out)
+    run_on_files("reconstruct_files", images, run, out, keep_size=keep_size)
 
 
 @click.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
-@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
-@click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True)
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", help="Which checkpoint to score.")
+@click.option("--split", type=click.Choice(["test", "val"]), default="test", help="The run's own split to score it on.")
 def evaluate(run: str, checkpoint: str, split: str) -> None:
     """Evaluate a run's checkpoint on its test split (e.g. after stopping it); rewrites results.json and pictures."""
     from caekit.api import evaluate_run
@@ -102,11 +103,11 @@ def evaluate(run: str, checkpoint: str, split: str) -> None:
 
 
 @click.command()
-@click.argument("image", type=click.Path(exists=True, dir_okay=False))
-@click.option("--model", "run", required=True, type=click.Path(exists=True), help="Run folder or .safetensors checkpoint.")
-@click.option("--out", type=click.Path(dir_okay=False), default="feature_maps.png", show_default=True)
-@click.option("--per-stage", type=int, default=8, show_default=True, help="Channels shown per encoder stage.")
-def features(image: str, run: str, out: str, per_stage: int) -> None:
+@click.argument("image", type=click.Path())
+@trained_run()
+@out_option("the picture", file=True)
+@click.option("--per-stage", type=int, default=8, help="Channels shown per encoder stage.")
+def features(image: str, run: str, out: str | None, per_stage: int) -> None:
     """Draw the feature maps of each encoder stage of a trained model for one image file."""
     from caekit.api import feature_maps_file
 
@@ -114,17 +115,14 @@ def features(image: str, run: str, out: str, per_stage: int) -> None:
 
 
 @click.command()
-@click.option("--model", "run", required=True, type=click.Path(exists=True), help="Run folder or .safetensors checkpoint.")
-@click.option("--dataset", help="Another dataset to encode (default: the run's own splits).")
-@click.option("--data-root", type=click.Path())
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True,
-              help="The run's own split, made again exactly as it was trained (seed, fractions, limit).")
-@click.option("--out", type=click.Path(dir_okay=False), default="codes.npz", show_default=True)
-def encode(run: str, dataset: str | None, data_root: str | None, split: str, out: str) -> None:
+@trained_run()
+@data_options("encode")
+@out_option("the codes (.npz with codes, labels and classes; .npy with codes only)", file=True)
+def encode(run: str, dataset: str | None, data_root: str | None, split_name: str, out: str | None) -> None:
     """Encode a dataset split to codes; writes an .npz with `codes` and `labels` (or .npy with codes only)."""
     from caekit.api import encode_split
 
-    done = encode_split(run, out, split, dataset, data_root)
+    done = encode_split(run, out, split_name, dataset, data_root)
     click.echo(f"{done.images} codes of size {done.codes.shape[1]} written to {done.path}")
 
 
@@ -151,13 +149,23 @@ def summary(spec: str, input_shape: str | None, upsample: str | None) -> None:
     click.echo(plan(resolved).summary())
 
 
+def _listing(entries: list[tuple[str, str]]) -> None:
+    """Name and description per entry, the description wrapped to the terminal's width under itself."""
+    width = max(40, shutil.get_terminal_size().columns)
+    indent = max(len(name) for name, _ in entries) + 2
+    for name, text in entries:
+        lines = textwrap.wrap(text or "(no description)", width - indent) or [""]
+        click.echo(f"{name:<{indent}}{lines[0]}")
+        for line in lines[1:]:
+            click.echo(" " * indent + line)
+
+
 @click.command("models")
 def list_models_command() -> None:
     """List the registered models and presets."""
     from caekit import catalogue
 
-    for name, summary in catalogue.models():
-        click.echo(f"{name:14s} {summary}")
+    _listing(catalogue.models())
 
 
 @click.command("datasets")
@@ -165,8 +173,7 @@ def list_datasets_command() -> None:
     """List the registered datasets."""
     from caekit import catalogue
 
-    for name, summary in catalogue.datasets():
-        click.echo(f"{name:14s} {summary}")
+    _listing(catalogue.datasets())
 
 
 COMMANDS += [train, evaluate, demo, reconstruct, features, encode, summary, list_models_command, list_datasets_command]

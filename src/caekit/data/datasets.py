@@ -113,12 +113,14 @@ def _torchvision_set(cls_name: str, root: Path | None, split: str, download: boo
 
 @register_dataset("mnist")
 def mnist(root: Path | None = None, split: str = "train", download: bool = False, **_: object) -> ImageSet:
+    """LeCun's handwritten digits, 60,000 train + 10,000 test, 1x28x28 (torchvision's loader, ROOT/MNIST/raw)."""
     return _torchvision_set("MNIST", root, split, download,
                             "pass --data-root DIR holding MNIST/raw (e.g. made by shared/data/get_mnist.py DIR) or add --download")
 
 
 @register_dataset("fashion-mnist")
 def fashion_mnist(root: Path | None = None, split: str = "train", download: bool = False, **_: object) -> ImageSet:
+    """Zalando's clothing images, 60,000 train + 10,000 test, 1x28x28 (torchvision's loader, ROOT/FashionMNIST/raw)."""
     return _torchvision_set("FashionMNIST", root, split, download, "pass --data-root DIR holding FashionMNIST/raw or add --download")
 
 
@@ -215,14 +217,15 @@ def _decode_folder(root: Path, classes: list[str], files: list[tuple[Path, int]]
     if cache and cached.is_file():
         tensors = load_file(cached)
         meta = json.loads((cached.with_suffix(".json")).read_text())
-        _warn_skipped(meta["skipped"], len(files))
+        _warn_skipped(meta["skipped"], len(files), key)
         return ImageSet(tensors["images"], tensors["labels"], classes, root.name)
 
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
         decoded = list(pool.map(lambda item: read_image(item[0]), files))
     skipped = [(str(path), why) for (path, _), (img, why) in zip(files, decoded) if img is None]
     if skipped and strict:
-        raise DataError(f"unreadable image {skipped[0][0]}: {skipped[0][1]} (and {len(skipped) - 1} more)")
+        more = f"; {len(skipped) - 1} more: {', '.join(path for path, _ in skipped[1:6])}{', ...' if len(skipped) > 6 else ''}" if len(skipped) > 1 else ""
+        raise DataError(f"unreadable image {skipped[0][0]}: {skipped[0][1]}{more} (or leave data.strict off to skip them)")
     kept = [(img, label) for (_, label), (img, _) in zip(files, decoded) if img is not None]
     if not kept:
         raise DataError(f"no readable images under '{root}'")
@@ -237,7 +240,7 @@ def _decode_folder(root: Path, classes: list[str], files: list[tuple[Path, int]]
         images = images[:, :1] if grey else to_grey(images)
     images = images.contiguous()
     labels = torch.tensor([label for _, label in kept], dtype=torch.long)
-    _warn_skipped(skipped, len(files))
+    _warn_skipped(skipped, len(files), key)
     if cache:
         cached.parent.mkdir(parents=True, exist_ok=True)
         # unique temporary names: several processes (DDP ranks) may decode the same folder at once
@@ -249,7 +252,10 @@ def _decode_folder(root: Path, classes: list[str], files: list[tuple[Path, int]]
     return ImageSet(images, labels, classes, root.name)
 
 
-def _warn_skipped(skipped: list, total: int) -> None:
+def _warn_skipped(skipped: list, total: int, key: str) -> None:
+    """One warning for all unreadable images, naming a file that lists each with its reason (path TAB reason)."""
     if skipped:
-        path, why = skipped[0]
-        warnings.warn(f"skipped {len(skipped)} of {total} images that could not be read (first: {path}: {why})", stacklevel=3)
+        listing = cache_dir() / "folders" / f"{key}.skipped.tsv"
+        atomic_write_text(listing, "".join(f"{path}\t{why}\n" for path, why in skipped))
+        warnings.warn(f"skipped {len(skipped)} of {total} images that could not be read (first: {skipped[0][0]}; each, with its "
+                      f"reason, is listed in {listing})", stacklevel=3)

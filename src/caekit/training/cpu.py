@@ -1,4 +1,4 @@
-"""CPU settings that the engine applies before training on the CPU.
+"""CPU settings that the engine applies before training on the CPU when ``train.cpu_tuning`` asks for them.
 
 Why the allocator matters: a training step of a convolutional autoencoder allocates the same few large activation
 buffers (16 MB each for the reference CAE at batch 64) and frees them again. glibc's malloc serves blocks that large
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 from functools import cache
 
@@ -39,9 +40,22 @@ def retain_freed_memory() -> bool:
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
 
 
-def prepare_cpu(retain_memory: bool = True) -> None:
+def tuning_wanted(setting: bool | None) -> bool:
+    """``train.cpu_tuning``: as set, else on when caekit runs as a command (the CLI sets CAEKIT_CPU_TUNING), off
+    when it is imported as a library, whose process it must not change unasked."""
+    if setting is not None:
+        return setting
+    return os.environ.get("CAEKIT_CPU_TUNING", "") not in ("", "0", "false")
+
+
+def tune(retain_memory: bool = True) -> None:
     """Flush denormals (they slow CPU kernels by orders of magnitude near convergence) and, if asked, keep freed
-    memory for reuse (see the module's docstring)."""
+    memory for reuse (see the module's docstring). ``untune`` turns the first back off; the allocator setting lasts
+    as long as the process."""
     torch.set_flush_denormal(True)
     if retain_memory:
         retain_freed_memory()
+
+
+def untune() -> None:
+    torch.set_flush_denormal(False)

@@ -23,8 +23,7 @@ from caekit.data.imageset import Batches, ImageSet, to_unit
 from caekit.device import resolve_device
 from caekit.errors import CheckpointError, ConfigError, TrainingDiverged
 from caekit.runs import RunFolder
-from caekit.training import distributed
-from caekit.training.cpu import prepare_cpu
+from caekit.training import cpu, distributed
 from caekit.training.objectives import Objective, PassThrough
 
 
@@ -72,11 +71,14 @@ class Engine:
         self.dist = distributed.setup(self.device.type)
         if self.device.type == "cuda" and self.dist.enabled:
             self.device = torch.device("cuda", self.dist.local_rank)
+        self._tuned = cpu.tuning_wanted(train.cpu_tuning)
+        self._cudnn_benchmark = torch.backends.cudnn.benchmark
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
-            torch.backends.cudnn.benchmark = True
-        else:
-            prepare_cpu(retain_memory=train.retain_memory)
+            if self._tuned:
+                torch.backends.cudnn.benchmark = True
+        elif self._tuned:
+            cpu.tune(retain_memory=train.retain_memory)
         self.channels_last = train.channels_last if train.channels_last is not None else True
         self.amp = train.amp if train.amp is not None else (self.device.type == "cuda" and torch.cuda.is_bf16_supported())
 
@@ -296,8 +298,14 @@ class Engine:
                         group[key] = tuple(after) if key == "betas" else after
 
     def close(self) -> None:
+        """Close the TensorBoard writer and undo the process settings that can be undone."""
         if hasattr(self, "_writer"):
             self._writer.close()
+        if self._tuned:
+            torch.backends.cudnn.benchmark = self._cudnn_benchmark
+            if self.device.type == "cpu":
+                cpu.untune()
+            self._tuned = False
 
 
 def _same(value: Any, setting: Any) -> bool:

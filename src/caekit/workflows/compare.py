@@ -274,10 +274,13 @@ def run_compare(config: CompareConfig | str | Path | dict[str, Any], overrides: 
 
 def classify_run(run: str | Path, mode: str = "linear", per_class: int | None = None, fraction: float | None = None,
                  dataset: str | None = None, data_root: str | None = None, epochs: int = 10, lr: float = 1e-3,
-                 objective_args: dict[str, Any] | None = None, seed: int = 0, runs_dir: str = "runs",
+                 objective_args: dict[str, Any] | None = None, seed: int = 0, runs_dir: str | Path | None = None,
                  progress: Callable[[str], None] | None = print) -> CompareResult:
     """Encoder + FC head on a trained autoencoder, on (a sample of) the labels of its dataset or another: a
-    one-model comparison, so it leaves the same tables, pictures and run folder as ``run_compare``."""
+    one-model comparison, so it leaves the same tables, pictures and run folder as ``run_compare`` (by default
+    inside the autoencoder's run folder)."""
+    from caekit.inference import output_folder
+
     _, meta = read_checkpoint(run)
     data_meta = dict(meta.get("data") or {})
     if dataset:
@@ -286,7 +289,7 @@ def classify_run(run: str | Path, mode: str = "linear", per_class: int | None = 
         data_meta["root"] = data_root
     c, h, _ = meta["image_shape"]
     config = {
-        "name": f"classify-{mode}", "runs_dir": runs_dir,
+        "name": f"classify-{mode}", "runs_dir": str(runs_dir or output_folder(run)),
         "data": {"name": data_meta["name"], "root": data_meta.get("root"), "image_size": h, "channels": c},
         "sample": {"per_class": per_class} if per_class else {"fraction": fraction or 1.0},
         "seeds": [seed], "optim": {"lr": lr}, "train": {"epochs": epochs},

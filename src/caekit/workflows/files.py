@@ -20,6 +20,7 @@ from torch import Tensor
 from caekit import inference, viz
 from caekit.data.canvas import read_mask
 from caekit.data.datasets import IMAGE_EXTENSIONS
+from caekit.data.imageset import to_unit
 from caekit.data.noise import Corruption, seeded
 from caekit.errors import CheckpointError, ConfigError, DataError
 from caekit.fileio import atomic_write_text
@@ -60,33 +61,48 @@ class Written:
 
 
 def _stems(images: Sequence[str | Path]) -> list[str]:
+    """The inputs' names without extension, after checking that each is an image file that exists."""
+    for image in images:
+        path = Path(image)
+        if path.is_dir():
+            raise ConfigError(f"'{path}' is a folder; give image files, e.g. '{path}/*.png'")
+        if not path.is_file():
+            raise DataError(f"image '{path}' does not exist")
     return [Path(p).stem for p in images]
 
 
-def reconstruct_files(images: Sequence[str | Path], run: str | Path, out: str | Path) -> Written:
-    """Reconstruct image files: ``out/<name>.png`` each, and ``out/comparison.png`` (originals above reconstructions)."""
-    folder = Path(out)
+def _out(out: str | Path | None, run: str | Path, default: str) -> Path:
+    """``--out`` as given, or ``default`` inside the run folder (so ``caekit report`` finds it)."""
+    return Path(out) if out is not None else inference.output_folder(run) / default
+
+
+def reconstruct_files(images: Sequence[str | Path], run: str | Path, out: str | Path | None = None, keep_size: bool = False) -> Written:
+    """Reconstruct image files: ``<name>.png`` each, at the model's size (or, with ``keep_size``, at the input's), and
+    ``comparison.png`` (originals above reconstructions); ``out`` defaults to ``reconstructions/`` in the run folder."""
+    folder = _out(out, run, "reconstructions")
     targets = [folder / f"{stem}.png" for stem in _stems(images)] + [folder / "comparison.png"]
     check_outputs(images, targets)
     model, meta = inference.load(run)
     originals = inference.read_images(images, meta["image_shape"])
     outputs = inference.reconstruct(model, originals)
     folder.mkdir(parents=True, exist_ok=True)
-    written = [inference.save_png(image, path) for image, path in zip(outputs, targets)]
-    return Written(written, "reconstructions", viz.reconstructions(originals.float() / 255, outputs, targets[-1]), folder)
+    fit = (meta.get("data") or {}).get("fit", "pad")
+    written = [inference.save_png(inference.unfit(image, fit, inference.image_size(path)) if keep_size else image, target)
+               for image, path, target in zip(outputs, images, targets)]
+    return Written(written, "reconstructions", viz.reconstructions(to_unit(originals), outputs, targets[-1]), folder)
 
 
-def denoise_files(images: Sequence[str | Path], run: str | Path, out: str | Path, add_noise: str | None = None,
+def denoise_files(images: Sequence[str | Path], run: str | Path, out: str | Path | None = None, add_noise: str | None = None,
                   level: float = 0.3, seed: int = 0) -> Written:
     """Clean image files with a denoising model into ``out/<name>.png``; with ``add_noise`` corrupt them first
-    (kept as ``<name>_noisy.png``). Returns the written files and ``comparison.png``."""
-    folder = Path(out)
+    (kept as ``<name>_noisy.png``); ``out`` defaults to ``denoised/`` in the run folder."""
+    folder = _out(out, run, "denoised")
     stems = _stems(images)
     targets = [folder / f"{stem}.png" for stem in stems]
     noisy_targets = [folder / f"{stem}_noisy.png" for stem in stems] if add_noise else []
     check_outputs(images, [*targets, *noisy_targets, folder / "comparison.png"])
     model, meta = inference.load(run)
-    clean = inference.read_images(images, meta["image_shape"]).float() / 255
+    clean = to_unit(inference.read_images(images, meta["image_shape"]))
     inputs = Corruption(add_noise, level)(clean, seeded(seed)) if add_noise else clean
     outputs = inference.reconstruct(model, inputs)
     folder.mkdir(parents=True, exist_ok=True)
@@ -100,9 +116,10 @@ def denoise_files(images: Sequence[str | Path], run: str | Path, out: str | Path
                    folder)
 
 
-def sample_files(run: str | Path, count: int, labels: list[int] | None, out: str | Path, seed: int = 0,
+def sample_files(run: str | Path, count: int = 64, labels: list[int] | None = None, out: str | Path | None = None, seed: int = 0,
                  image_dir: str | Path | None = None) -> Path:
-    """Samples of a trained VAE/DCGAN as a grid picture (and, with ``image_dir``, one PNG each)."""
+    """Samples of a trained VAE/DCGAN as a grid picture (default ``samples-seed<N>.png`` in the run folder) and, with
+    ``image_dir``, one PNG each."""
     model, _ = inference.load(run)
     images = inference.sample(model, count, labels, seed)
     if image_dir is not None:
@@ -113,20 +130,23 @@ def sample_files(run: str | Path, count: int, labels: list[int] | None, out: str
 
     classes = getattr(model, "num_classes", 0)
     columns = classes if classes and not labels else min(count, 8)
-    return sample_grid(images, Path(out), f"{count} samples", columns=columns)
+    return sample_grid(images, _out(out, run, f"samples-seed{seed}.png"), f"{count} samples", columns=columns)
 
 
-def feature_maps_file(image: str | Path, run: str | Path, out: str | Path, per_stage: int = 8) -> Path:
-    """The feature maps of each encoder stage of a trained model for one image file."""
-    check_outputs([image], [Path(out)])
+def feature_maps_file(image: str | Path, run: str | Path, out: str | Path | None = None, per_stage: int = 8) -> Path:
+    """The feature maps of each encoder stage of a trained model for one image file (default
+    ``feature_maps-<name>.png`` in the run folder)."""
+    stem = _stems([image])[0]
+    target = _out(out, run, f"feature_maps-{stem}.png")
+    check_outputs([image], [target])
     model, meta = inference.load(run)
     encoder = getattr(model, "encoder", None)
-    if not hasattr(encoder, "feature_maps"):
+    if encoder is None or not hasattr(encoder, "feature_maps"):
         raise CheckpointError(f"model '{meta['model']['name']}' has no encoder stages to show")
-    x = inference.read_images([image], meta["image_shape"]).float() / 255
+    x = to_unit(inference.read_images([image], meta["image_shape"]))
     with torch.no_grad():
-        maps = [(name, fmap[0]) for name, fmap in encoder.feature_maps(x)]  # type: ignore[union-attr]
-    return viz.feature_maps(x[0], maps, out, per_stage)
+        maps = [(name, fmap[0]) for name, fmap in encoder.feature_maps(x)]
+    return viz.feature_maps(x[0], maps, target, per_stage)
 
 
 @dataclass
@@ -136,13 +156,18 @@ class Encoded:
     images: int
 
 
-def encode_split(run: str | Path, out: str | Path, split: str = "test", dataset: str | None = None,
+def _suffix(split: str, dataset: str | None) -> str:
+    return f"-{dataset}-{split}" if dataset else f"-{split}"
+
+
+def encode_split(run: str | Path, out: str | Path | None = None, split: str = "test", dataset: str | None = None,
                  data_root: str | None = None) -> Encoded:
-    """Codes of a split (the run's own, or another dataset's) as .npz (``codes``, ``labels``, ``classes``) or .npy."""
+    """Codes of a split (the run's own, or another dataset's) as .npz (``codes``, ``labels``, ``classes``) or .npy;
+    default ``codes-<split>.npz`` in the run folder."""
+    path = _out(out, run, f"codes{_suffix(split, dataset)}.npz")
     model, meta = inference.load(run)
     data = inference.dataset_split(run, meta, split, dataset, data_root)
     codes = inference.encode(model, data, progress=True)
-    path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".npy":
         np.save(path, codes)
@@ -151,37 +176,44 @@ def encode_split(run: str | Path, out: str | Path, split: str = "test", dataset:
     return Encoded(codes, path, len(data))
 
 
-def embed_split(run: str | Path, out: str | Path, split: str = "test", dataset: str | None = None, data_root: str | None = None,
-                methods: tuple[str, ...] = ("tsne", "pca"), max_points: int | None = 5000, projector: bool = True,
-                thumbnails: int = 0, seed: int = 0) -> Any:
-    """t-SNE/PCA maps and the TensorBoard projector bundle of a split's codes (``caekit.evaluate.embed.embed``)."""
+def embed_split(run: str | Path, out: str | Path | None = None, split: str = "test", dataset: str | None = None,
+                data_root: str | None = None, methods: tuple[str, ...] = ("tsne", "pca"), max_points: int | None = 5000,
+                projector: bool = True, thumbnails: int = 0, seed: int = 0) -> Any:
+    """t-SNE/PCA maps and the TensorBoard projector bundle of a split's codes (``caekit.evaluate.embed.embed``), by
+    default in ``embedding/`` of the run folder (``embedding-<split>/`` for another split)."""
     from caekit.evaluate.embed import embed
 
+    folder = _out(out, run, "embedding" if split == "test" and dataset is None else f"embedding{_suffix(split, dataset)}")
     model, meta = inference.load(run)
     data = inference.dataset_split(run, meta, split, dataset, data_root)
-    return embed(model, data, out, methods, max_points, projector, thumbnails, seed)
+    return embed(model, data, folder, methods, max_points, projector, thumbnails, seed)
 
 
 def cluster_split(run: str | Path, split: str = "test", dataset: str | None = None, data_root: str | None = None,
                   methods: tuple[str, ...] = ("kmeans", "agglomerative"), k: int | None = None, max_points: int = 5000,
-                  pca_dims: int = 50, seed: int = 0) -> tuple[str, int]:
-    """Cluster a split's codes, raw pixels and PCA of pixels; the Markdown table (NMI, ARI, accuracy) and the image count."""
+                  pca_dims: int = 50, seed: int = 0, out: str | Path | None = None) -> tuple[str, int, Path]:
+    """Cluster a split's codes, raw pixels and PCA of pixels: the Markdown table (NMI, ARI, accuracy), the number of
+    images, and the file it was written to (default ``clusters-<split>.md`` in the run folder)."""
     from caekit.data.splits import split as hold_out
     from caekit.evaluate.cluster import compare_clusterings, rows_to_markdown
 
+    path = _out(out, run, f"clusters{_suffix(split, dataset)}.md")
     model, meta = inference.load(run)
     data = inference.dataset_split(run, meta, split, dataset, data_root)
     if len(data) > max_points:
         data = hold_out(data, 1 - max_points / len(data), seed)[0]
     codes = inference.encode(model, data, progress=True)
     rows = compare_clusterings(codes, data.images.numpy(), data.labels.numpy(), k, methods, pca_dims, seed, max_points=None)
-    return rows_to_markdown(rows), len(data)
+    table = rows_to_markdown(rows)
+    atomic_write_text(path, f"{data.name} {split}: {len(data)} images\n\n{table}\n")
+    return table, len(data), path
 
 
-def segment_files(images: Sequence[str | Path], run: str | Path, out: str | Path, masks: str | Path | None = None) -> Written:
+def segment_files(images: Sequence[str | Path], run: str | Path, out: str | Path | None = None, masks: str | Path | None = None) -> Written:
     """Segment image files at their own size: ``NAME_mask.png`` (class indices), ``NAME_overlay.png`` and
-    ``overlays.png``; with ``masks`` (ground truth named like the images) also ``scores.json`` and ``iou.png``."""
-    folder = Path(out)
+    ``overlays.png``; with ``masks`` (ground truth named like the images) also ``scores.json`` and ``iou.png``.
+    ``out`` defaults to ``segmentations/`` in the run folder."""
+    folder = _out(out, run, "segmentations")
     stems = _stems(images)
     check_outputs(images, [folder / f"{s}_{kind}.png" for s in stems for kind in ("mask", "overlay")])
     model, meta = inference.load(run)
@@ -198,13 +230,13 @@ def segment_files(images: Sequence[str | Path], run: str | Path, out: str | Path
         image = inference.read_file(path, channels)
         pred = inference.segment(model, image)
         written.append(inference.save_png(pred.byte().numpy(), folder / f"{stem}_mask.png"))
-        inference.save_png((pixviz.overlay(image.float() / 255, pred, count) * 255).round().astype(np.uint8),
+        inference.save_png((pixviz.overlay(to_unit(image), pred, count) * 255).round().astype(np.uint8),
                            folder / f"{stem}_overlay.png")
         if masks is not None:
             truth = _truth_mask(Path(masks), stem, pred)
             confusion += confusion_matrix(pred, truth, count)
             truths.append(truth)
-        pictures.append(image.float() / 255)
+        pictures.append(to_unit(image))
         predictions.append(pred)
     overlays: Path | str = f"{len(images)} overlays"
     if len({tuple(i.shape) for i in pictures}) == 1:
@@ -230,10 +262,10 @@ def _truth_mask(masks: Path, stem: str, pred: Tensor) -> Tensor:
     return truth
 
 
-def upscale_files(images: Sequence[str | Path], run: str | Path, out: str | Path) -> Written:
+def upscale_files(images: Sequence[str | Path], run: str | Path, out: str | Path | None = None) -> Written:
     """Upscale image files by the model's scale: ``NAME_xS.png``, ``NAME_bicubic.png`` and ``comparison.png`` (the
-    comparison only when the images share one size)."""
-    folder = Path(out)
+    comparison only when the images share one size); ``out`` defaults to ``upscaled/`` in the run folder."""
+    folder = _out(out, run, "upscaled")
     model, meta = inference.load(run)
     scale = model_scale(model)
     stems = _stems(images)
@@ -242,7 +274,7 @@ def upscale_files(images: Sequence[str | Path], run: str | Path, out: str | Path
     folder.mkdir(parents=True, exist_ok=True)
     lows, bases, outputs, written = [], [], [], []
     for path, stem in zip(images, stems):
-        low = inference.read_file(path, channels).float() / 255
+        low = to_unit(inference.read_file(path, channels))
         output, base = inference.upscale(model, low), bicubic(low[None], scale)[0]
         written.append(inference.save_png(output, folder / f"{stem}_x{scale}.png"))
         inference.save_png(base, folder / f"{stem}_bicubic.png")
