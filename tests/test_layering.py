@@ -16,7 +16,7 @@ SOURCE = ROOT / "src" / "caekit"
 # package or module of caekit -> floor; a module may import caekit modules of lower floors, and its own package
 FLOORS = {
     "errors": 0,
-    "fileio": 1, "registry": 1,
+    "fileio": 1, "registry": 1, "yamlio": 1,
     "checkpoint": 2, "config": 2, "device": 2, "layers": 2, "metrics": 2, "runs": 2, "spec": 2,
     "catalogue": 3, "data": 3, "models": 3,
     "inference": 4, "training": 4, "viz": 4,

@@ -55,7 +55,7 @@ def test_pages_are_self_contained_and_hold_every_picture(runs: list[Path], tmp_p
     assert "linear_probe.json" in fast and "0.875" in fast
     assert fast.index("curves.png") < fast.index("reconstructions.png") < fast.index("embeddings/tsne.png")
     text = index.read_text()
-    assert 'href="slow.html"' in text and 'href="fast.html"' in text
+    assert 'href="./slow.html"' in text and 'href="./fast.html"' in text
     assert "optim.lr" in text and "train.epochs" in text and "model.name</th>" not in text  # only what differs
     assert "reconstructions.png, side by side" in text
 

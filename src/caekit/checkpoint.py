@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from caekit.errors import CheckpointError
-from caekit.fileio import atomic_write_text
+from caekit.fileio import atomic_write_text, publish
 
 META_KEY = "caekit"
 FORMAT = "caekit-checkpoint-1"
@@ -91,9 +91,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any],
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata={META_KEY: text})
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -126,7 +124,30 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]
         raise CheckpointError(f"'{path}' is not a readable safetensors checkpoint ({exc})") from None
     if META_KEY not in header:
         raise CheckpointError(f"'{path}' has no caekit metadata; it was not written by caekit")
-    return tensors, json.loads(header[META_KEY])
+    try:
+        meta = json.loads(header[META_KEY])
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"'{path}': its caekit metadata is not JSON ({exc.msg} at character {exc.pos}); the file is damaged") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"'{path}': its caekit metadata is a {type(meta).__name__}, not a mapping; the file is damaged")
+    return tensors, meta
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's metadata alone, without reading its tensors."""
+    path = checkpoint_file(path)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            header = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"'{path}' is not a readable safetensors checkpoint ({exc})") from None
+    try:
+        meta = json.loads(header[META_KEY])
+    except (KeyError, json.JSONDecodeError):
+        raise CheckpointError(f"'{path}' has no readable caekit metadata") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"'{path}': its caekit metadata is not a mapping; the file is damaged")
+    return meta
 
 
 def model_state(tensors: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -7,20 +7,33 @@ the CLI's ``--set`` and the hyper-parameter search both use ``with_overrides``.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from caekit.errors import ConfigError, validate_model
+from caekit.yamlio import parse_yaml, read_yaml
 
 
 class StrictModel(BaseModel):
-    """A settings block that refuses unknown fields (a misspelt key is an error, not silently ignored)."""
+    """A settings block that refuses unknown fields (a misspelt key is an error, not silently ignored) and yes/no
+    values where a number belongs (``epochs: true`` is not 1)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bools_for_numbers(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                field = cls.model_fields.get(str(key))
+                if isinstance(value, bool) and field is not None and not _takes_bool(field.annotation):
+                    raise ValueError(f"{key} is {str(value).lower()}, a yes/no value; give a number")
+        return data
 
 
 class ModelConfig(StrictModel):
@@ -31,12 +44,12 @@ class ModelConfig(StrictModel):
 class DataConfig(StrictModel):
     name: str = "digits"
     root: str | None = None
-    image_size: PositiveInt | None = None
+    image_size: PositiveInt | None = Field(default=None, le=4096)  # above that one image alone is 48 MB of uint8
     channels: Literal[1, 3] | None = None
     fit: Literal["pad", "stretch", "crop"] = "pad"
     val_fraction: float = Field(default=0.1, ge=0, lt=1)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
-    limit: PositiveInt | None = None
+    limit: int | None = Field(default=None, ge=10)  # a few images for each split at the least
     download: bool = False
     strict: bool = False
 
@@ -44,6 +57,11 @@ class DataConfig(StrictModel):
 class ObjectiveConfig(StrictModel):
     name: str = "reconstruct"
     args: dict[str, Any] = Field(default_factory=dict)
+
+
+def _takes_bool(annotation: Any) -> bool:
+    return annotation is bool or annotation is Any or bool in get_args(annotation) or get_origin(annotation) is dict \
+        or annotation in (dict, list)
 
 
 OPTIM_DEFAULTS: dict[str, Any] = {"lr": 1e-3, "betas": (0.9, 0.999), "weight_decay": 5e-4}
@@ -59,22 +77,38 @@ class OptimConfig(StrictModel):
     weight_decay: float | None = Field(default=None, ge=0)
     momentum: float = Field(default=0.9, ge=0, lt=1)
 
+    @field_validator("betas")
+    @classmethod
+    def _betas_below_one(cls, betas: tuple[float, float] | None) -> tuple[float, float] | None:
+        if betas is not None and not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"Adam's betas lie in [0, 1), e.g. [0.9, 0.999]; got {list(betas)}")
+        return betas
+
     def resolved(self, defaults: dict[str, Any] | None = None) -> OptimConfig:
         """Every empty field filled: from ``defaults`` (the objective's) first, then from ``OPTIM_DEFAULTS``."""
         fill = {**OPTIM_DEFAULTS, **(defaults or {})}
         return self.model_copy(update={k: fill[k] for k in OPTIM_DEFAULTS if getattr(self, k) is None})
 
 
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def _check_device(device: str) -> str:
+    if not DEVICE.fullmatch(device):
+        raise ValueError(f"device is auto, cpu, mps, cuda or cuda:N, not {device!r}")
+    return device
+
+
 class TrainConfig(StrictModel):
     epochs: PositiveInt = 10
     batch_size: PositiveInt = 64
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, lt=2**31)
     scheduler: Literal["none", "cosine", "step", "plateau"] = "none"
     step_size: PositiveInt = 10
     gamma: PositiveFloat = 0.1
     patience: PositiveInt | None = None
     grad_clip: PositiveFloat | None = None
-    device: str = "auto"
+    device: Annotated[str, AfterValidator(_check_device)] = "auto"  # auto, cpu, mps, cuda or cuda:N
     channels_last: bool | None = None
     amp: bool | None = None
     compile: bool = False
@@ -103,12 +137,7 @@ def read_mapping(path: str | Path, what: str = "config file", keys: str = "model
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} '{path}' does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}{_position(exc)}: not valid YAML: {_problem(exc)}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file (save it as UTF-8)") from None
+    data = read_yaml(path) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a {what} is a mapping ({keys})")
     return data
@@ -116,15 +145,6 @@ def read_mapping(path: str | Path, what: str = "config file", keys: str = "model
 
 def load_config(path: str | Path) -> RunConfig:
     return parse_config(read_mapping(path), str(path))
-
-
-def _position(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    return f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-
-
-def _problem(exc: yaml.YAMLError) -> str:
-    return str(getattr(exc, "problem", None) or str(exc).splitlines()[0])
 
 
 def _wants_text(schema: type[BaseModel], dotted: str) -> bool:
@@ -152,10 +172,7 @@ def parse_assignments(items: list[str], schema: type[BaseModel] | None = None) -
         if _wants_text(schema, key):
             pairs[key] = value
             continue
-        try:
-            pairs[key] = yaml.safe_load(value)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {key}: {value!r} is not a valid value ({_problem(exc)}); quote text, e.g. {key}='{value}'") from None
+        pairs[key] = parse_yaml(value, f"--set {key}")
     return pairs
 
 

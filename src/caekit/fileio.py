@@ -1,10 +1,33 @@
-"""Atomic file writes: a kill at any moment leaves either the old file or the new one, never half of one."""
+"""Files: atomic writes (a kill at any moment leaves either the old file or the new one, never half of one) with the
+mode the user's umask gives, and where caekit keeps its cache."""
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from pathlib import Path
+
+
+def cache_root() -> Path:
+    """caekit's cache folder: ``$CAEKIT_CACHE``, else ``~/.cache/caekit``."""
+    return Path(os.environ.get("CAEKIT_CACHE", Path.home() / ".cache" / "caekit"))
+
+
+@functools.cache
+def _file_mode() -> int:
+    """0o666 less the umask: what ``open()`` would give a new file (``mkstemp`` gives 0o600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def publish(tmp: str | Path, path: Path) -> None:
+    """Give a finished temporary file the umask's mode, make it durable, and rename it over ``path``."""
+    os.chmod(tmp, _file_mode())
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -14,9 +37,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -16,14 +16,18 @@ import io
 import json
 import math
 import mimetypes
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 
-from caekit.errors import CheckpointError
+from caekit.checkpoint import read_meta
+from caekit.errors import CaekitError, CheckpointError
 from caekit.runs import RunFolder
+from caekit.yamlio import parse_yaml
 
 PICTURES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp")
 SKIPPED_FOLDERS = {"tb", "checkpoints", "__pycache__", "projector"}
@@ -82,22 +86,27 @@ class RunInfo:
 
 def read_run(path: str | Path, title: str | None = None) -> RunInfo:
     run = RunFolder.existing(path)
-    config = yaml.safe_load(run.config_path.read_text()) or {}
+    config = _mapping(run.config_path, parse_yaml)
     checkpoint: dict[str, Any] = {}
-    for which in ("best", "last"):
-        sidecar = run.checkpoint(which).with_suffix(".json")
-        if sidecar.is_file():
-            checkpoint = json.loads(sidecar.read_text())
-            break
-    extra = {}
-    for file in sorted(run.path.glob("*.json")):
-        if file.name != "results.json":
+    for which in ("best", "last"):  # the checkpoint's own header, which a damaged or edited sidecar cannot change
+        if run.checkpoint(which).is_file():
             try:
-                extra[file.name] = json.loads(file.read_text())
-            except json.JSONDecodeError:
+                checkpoint = read_meta(run.checkpoint(which))
+                break
+            except CaekitError:
                 continue
-    return RunInfo(run.path, title or run.path.name, config, run.read_metrics(), run.read_json("results.json"),
-                   checkpoint, find_pictures(run.path), extra)
+    extra = {file.name: _mapping(file, json.loads) for file in sorted(run.path.glob("*.json")) if file.name != "results.json"}
+    return RunInfo(run.path, title or run.path.name, config, run.read_metrics(), _mapping(run.path / "results.json", json.loads),
+                   checkpoint, find_pictures(run.path), {k: v for k, v in extra.items() if v})
+
+
+def _mapping(path: Path, parse: Callable[..., Any]) -> dict[str, Any]:
+    """A JSON or YAML mapping from ``path``; {} (the report shows what it can) when the file is missing or damaged."""
+    try:
+        data = parse(path.read_text(encoding="utf-8"), str(path)) if parse is parse_yaml else parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, CaekitError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _shown(relative: Path) -> bool:
@@ -245,7 +254,7 @@ def _json_section(name: str, data: Any) -> str:
 def run_page(info: RunInfo, index_link: str | None = None) -> str:
     parts = [f"<h1>{_e(info.title)}</h1>", _summary(info)]
     if index_link:
-        parts.insert(0, f'<p><a href="{_e(index_link)}">← all runs</a></p>')
+        parts.insert(0, f'<p><a href="./{_e(quote(index_link))}">← all runs</a></p>')
     for split, values in info.results.items():  # "test", or "val" after `caekit evaluate --split val`
         if isinstance(values, dict) and values:
             rows = [[_e(k), _number(v)] for k, v in values.items() if isinstance(v, (int, float))]
@@ -324,7 +333,7 @@ def index_page(infos: list[RunInfo], pages: list[str], extras: list[Path] | None
     for info, page in zip(infos, pages):
         flat = flatten(info.config)
         best = info.best_row() or {}
-        rows.append([f'<a href="{_e(page)}">{_e(info.title)}</a>', _e(flat.get("model.name", "")), _e(flat.get("data.name", "")),
+        rows.append([f'<a href="./{_e(quote(page))}">{_e(info.title)}</a>', _e(flat.get("model.name", "")), _e(flat.get("data.name", "")),
                      str(len(info.history)), *[_number(flat.get(k, "")) for k in differ],
                      *[_number(best.get(k, "")) for k in best_keys], *[_number(info.test.get(k, "")) for k in test_keys]])
     parts = [f"<h1>caekit runs ({len(infos)})</h1>",

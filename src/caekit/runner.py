@@ -21,15 +21,15 @@ import torch
 from torch import nn
 
 from caekit import viz
-from caekit.checkpoint import model_meta, read_checkpoint, restore
+from caekit.checkpoint import model_meta, read_checkpoint, read_meta, restore
 from caekit.config import DataConfig, OptimConfig, RunConfig, TrainConfig, dump_config, load_config
 from caekit.data.imageset import ImageSet
 from caekit.data.splits import Splits, make_splits
 from caekit.device import resolve_device
 from caekit.errors import DataError
 from caekit.inference import run_splits
-from caekit.models.registry import MODELS, create_model
-from caekit.models.weights import load_trained
+from caekit.models.registry import MODELS
+from caekit.models.weights import create_checked, load_trained
 from caekit.runs import RunFolder
 from caekit.spec import PRESETS
 from caekit.training import distributed
@@ -128,15 +128,20 @@ def train_run(cfg: RunConfig, splits: Splits | None = None, resume: str | Path |
         splits = make_splits(seed=cfg.train.seed, **cfg.data.model_dump())
         remake = (cfg.data, cfg.train.seed)
     args = model_arguments(cfg.model.name, cfg.model.args, splits.train.shape, len(splits.train.classes))
+    if resume is not None and RunFolder.existing(resume).checkpoint("last").is_file():
+        # the model the run was trained as, not what its config's files (a spec edited since) would build today
+        args = read_meta(RunFolder.existing(resume).checkpoint("last"))["model"]["args"]
     objective = build_objective(cfg.objective.name, **cfg.objective.args)
     cfg = cfg.model_copy(update={"optim": cfg.optim.resolved(objective.optimizer_defaults())})
     torch.manual_seed(cfg.train.seed)
-    model = create_model(cfg.model.name, **args)
+    model = create_checked(cfg.model.name, args, "model")
     run = _open_run(cfg, resume) if write_run else None
     main = distributed.current().is_main
     if run is not None and main:
         run.write_config(dump_config(cfg))
     spec = cast("ConvAutoencoder", model).spec.model_dump(mode="json") if hasattr(model, "spec") else None
+    if spec is not None and isinstance(args.get("spec"), str) and args["spec"] not in PRESETS:
+        args = {**args, "spec": spec}  # the spec itself, not its path: the checkpoint builds the same model anywhere, always
     meta = model_meta(cfg.model.name, args, spec, cfg.objective.model_dump(), cfg.data.model_dump(), splits.train.classes,
                       splits.train.shape)
     meta["splits"] = {"data": remake[0].model_dump(), "seed": remake[1]} if remake else None  # how inference finds its test images

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from caekit.errors import CheckpointError
+from caekit.errors import CheckpointError, ConfigError
 from caekit.fileio import atomic_write_text
 
 
@@ -28,14 +28,18 @@ class RunFolder:
 
     @classmethod
     def create(cls, runs_dir: str | Path, name: str | None, default_stem: str) -> RunFolder:
-        """A new folder; a missing name becomes ``<stem>-<date>-<time>``; an existing one gets a numeric suffix."""
-        base = Path(runs_dir) / (name or f"{default_stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-        path, n = base, 1
-        while path.exists():
-            n += 1
-            path = base.with_name(f"{base.name}-{n}")
-        path.mkdir(parents=True)
-        return cls(path)
+        """A new folder; a missing name becomes ``<stem>-<date>-<time>``; a taken one gets a numeric suffix. Creation
+        is atomic (``mkdir`` decides), so processes starting runs of one name at once each get their own."""
+        name = check_name(name) if name is not None else f"{default_stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        Path(runs_dir).mkdir(parents=True, exist_ok=True)
+        for n in range(1, 10_000):
+            path = Path(runs_dir) / (name if n == 1 else f"{name}-{n}")
+            try:
+                path.mkdir()
+                return cls(path)
+            except FileExistsError:
+                continue
+        raise CheckpointError(f"'{runs_dir}' already holds 9,999 runs named '{name}'; choose another --name")
 
     @classmethod
     def existing(cls, path: str | Path) -> RunFolder:
@@ -70,6 +74,13 @@ class RunFolder:
     def picture(self, name: str) -> Path:
         return self.path / name
 
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Delete what a killed write left behind (``.<name>.*.tmp``); only the run's own writer may call this."""
+        stale = [p for folder in (self.path, self.checkpoints) if folder.is_dir() for p in folder.glob(".*.tmp")]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return stale
+
     def write_config(self, text: str) -> None:
         atomic_write_text(self.config_path, text)
 
@@ -79,8 +90,15 @@ class RunFolder:
         return path
 
     def read_json(self, name: str) -> dict[str, Any]:
+        """A JSON mapping of the run folder; {} when it is missing, and a one-line error when it is damaged."""
         path = self.path / name
-        return json.loads(path.read_text()) if path.is_file() else {}
+        if not path.is_file():
+            return {}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            raise CheckpointError(f"'{path}' is damaged (not JSON); delete it, or run `caekit evaluate {self.path}` to write it again") from None
+        return data if isinstance(data, dict) else {}
 
     # ----------------------------------------------------------------------------------- metrics
 
@@ -98,5 +116,20 @@ class RunFolder:
     def read_metrics(self) -> list[dict[str, float]]:
         if not self.metrics_path.is_file():
             return []
-        with self.metrics_path.open() as f:
-            return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+        with self.metrics_path.open(encoding="utf-8", errors="replace") as f:
+            return [{k: number for k, v in row.items() if k and (number := _number(v)) is not None} for row in csv.DictReader(f)]
+
+
+def _number(text: Any) -> float | None:
+    """A metrics.csv cell as a number; None for an empty or damaged one (the row keeps its other values)."""
+    try:
+        return float(text) if isinstance(text, str) and text else None
+    except ValueError:
+        return None
+
+
+def check_name(name: str) -> str:
+    """A run name is one folder name: not empty, no path separator, not '.' or '..', no control characters."""
+    if not name or name in (".", "..") or any(c in name for c in "/\\") or any(ord(c) < 32 for c in name):
+        raise ConfigError(f"run name {name!r} must be one folder name (no '/', not '.' or '..'); use --runs-dir for where it goes")
+    return name

@@ -8,16 +8,15 @@ The same spec reads from YAML/JSON (``load_spec``) or is written in Python.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError
 
-from caekit.errors import SpecError, validation_message
+from caekit.errors import ConfigError, SpecError, validation_message
+from caekit.yamlio import read_yaml
 
 Activation = Literal["relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "identity"]
 UpsampleKind = Literal["max", "average", "fixed", "nearest", "bilinear", "bicubic", "transposed"]
@@ -398,9 +397,9 @@ def load_spec(name_or_path: str | Path) -> AutoencoderSpec:
     if not path.is_file():
         raise SpecError(f"'{name_or_path}' is neither a preset ({', '.join(PRESETS)}) nor a spec file")
     try:
-        data = json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise SpecError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {str(exc).splitlines()[0]}") from None
+        data = read_yaml(path)  # JSON is YAML too
+    except ConfigError as exc:
+        raise SpecError(str(exc)) from None
     if not isinstance(data, dict):
         raise SpecError(f"{path}: a spec is a mapping with at least 'encoder'")
     return parse_spec(data, str(path))

@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 import click
@@ -60,9 +61,34 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         click.echo(f"caekit: error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
+    except OSError as exc:  # the user's disk, folders and permissions: a full disk, a read-only runs folder
+        where = f" '{exc.filename}'" if exc.filename else ""
+        click.echo(f"caekit: error: {exc.strerror or exc}{where}; free space, fix the permissions or choose another folder "
+                   "(nothing that was written before is lost)", err=True)
+        sys.exit(2)
+    except Exception as exc:  # a bug: one line here, the whole traceback in a log file for the report
+        log = _log_traceback()
+        click.echo(f"caekit: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}; the traceback is in "
+                   f"{log} (please report it)", err=True)
+        sys.exit(1)
     finally:
         warnings.showwarning = previous_show
         if previous_tuning is None:
             os.environ.pop(CPU_TUNING, None)
         else:
             os.environ[CPU_TUNING] = previous_tuning
+
+
+def _log_traceback() -> Path | str:
+    """Write the current exception's traceback to a log file in the cache folder; its path (or why not)."""
+    import time
+    import traceback
+
+    from caekit.fileio import atomic_write_text, cache_root
+
+    path = cache_root() / "logs" / f"caekit-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    try:
+        atomic_write_text(path, f"caekit {' '.join(sys.argv[1:])}\n\n{traceback.format_exc()}")
+    except OSError as exc:
+        return f"nowhere: writing {path} failed too ({exc.strerror})"
+    return path

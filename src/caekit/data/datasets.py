@@ -7,14 +7,17 @@ only when asked (``download=True``), never in tests.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
+import pickle  # restricted below: CIFAR-10's batches are pickles, and only arrays come out of them
 import tempfile
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -24,7 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from caekit.data.imageset import ImageSet
 from caekit.errors import DataError
-from caekit.fileio import atomic_write_text
+from caekit.fileio import atomic_write_text, cache_root
 from caekit.registry import Registry
 
 Loader = Callable[..., ImageSet | None]
@@ -40,7 +43,7 @@ def default_data_root() -> Path:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("CAEKIT_CACHE", Path.home() / ".cache" / "caekit"))
+    return cache_root()
 
 
 def load_dataset(name: str, split: str = "train", root: str | Path | None = None, image_size: int | None = None,
@@ -131,8 +134,63 @@ def cifar10(root: Path | None = None, split: str = "train", download: bool = Fal
     for candidate in (root, root / "cifar10"):
         if (candidate / split).is_dir() and not (candidate / "cifar-10-batches-py").is_dir():
             return folder(candidate, split, strict=strict)
-    return _torchvision_set("CIFAR10", root, split, download,
-                            "pass --data-root DIR holding cifar-10-batches-py or train/ and test/ class folders, or add --download")
+    batches = root / "cifar-10-batches-py"
+    if not batches.is_dir() and download:
+        from torchvision.datasets import CIFAR10
+        from torchvision.datasets.utils import download_and_extract_archive
+
+        download_and_extract_archive(CIFAR10.url, str(root), filename=CIFAR10.filename, md5=CIFAR10.tgz_md5)
+    if not batches.is_dir():
+        raise DataError(f"CIFAR10 not found under '{root}'; pass --data-root DIR holding cifar-10-batches-py or train/ and test/ "
+                        "class folders, or add --download")
+    return read_cifar_batches(batches, split)
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """An unpickler for CIFAR-10's python batches that builds numpy arrays and nothing else: a batch file that
+    names any other callable (``os.system``, ...) is refused instead of run."""
+
+    ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset({("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
+               ("numpy", "dtype"), ("_codecs", "encode")})  # the last: bytes in protocol-2 pickles written by Python 3
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}: a CIFAR-10 batch holds arrays and lists only")
+        if name == "_reconstruct":
+            return np.ndarray.__reduce__(np.zeros(0))[0]  # numpy's own array reconstructor, wherever numpy keeps it
+        if module == "_codecs":
+            return codecs.encode
+        return getattr(np, name)
+
+
+def _read_batch(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            data = _ArraysOnly(f, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise DataError(f"'{path}' is not a CIFAR-10 batch ({exc})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"'{path}' is not a CIFAR-10 batch (it holds a {type(data).__name__})")
+    return data
+
+
+def read_cifar_batches(folder: Path, split: str = "train") -> ImageSet:
+    """CIFAR-10's python batches (``data_batch_1..5`` or ``test_batch``, ``batches.meta``), read without running code."""
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    images, labels = [], []
+    for name in names:
+        batch = _read_batch(folder / name)
+        data, targets = batch.get("data"), batch.get("labels")
+        if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or \
+                not isinstance(targets, list) or len(targets) != len(data):
+            raise DataError(f"'{folder / name}' does not hold CIFAR-10's uint8 [N, 3072] data and N labels")
+        images.append(data.reshape(-1, 3, 32, 32))
+        labels += targets
+    classes = _read_batch(folder / "batches.meta").get("label_names")
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise DataError(f"'{folder / 'batches.meta'}' does not list the class names")
+    return ImageSet(torch.from_numpy(np.concatenate(images)).contiguous(), torch.tensor(labels, dtype=torch.long), classes,
+                    f"cifar10-{split}")
 
 
 # --------------------------------------------------------------------------------------------- class-per-folder images
@@ -192,13 +250,36 @@ def fit_square(img: Image.Image, fit: str, size: int) -> Image.Image:
     return img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None) if img.size != (size, size) else img
 
 
+MAX_PIXELS = 50_000_000  # one image above this (a 7,000 px square) would take seconds and gigabytes to decode
+
+
 def read_image(path: Path) -> tuple[Image.Image | None, str]:
+    """An image file as 8-bit RGB, or None and why not. 16- and 32-bit greyscale images are scaled to 8 bits (not
+    clipped); images above ``MAX_PIXELS`` are refused from their header, before anything is decoded."""
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():  # PIL's own warning for large images: the limit below says it in one line
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
+            if img.width * img.height > MAX_PIXELS:
+                return None, f"{img.width}x{img.height} pixels, above the limit of {MAX_PIXELS:,}; downscale it first"
             img.load()
-            return img.convert("RGB"), ""
+            return _to_8bit(img).convert("RGB"), ""
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         return None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """High-bit-depth greyscale (PIL modes I;16*, I, F) scaled into 0..255; other modes as they are."""
+    if img.mode.startswith("I;16") or img.mode == "I":
+        arr = np.asarray(img).astype(np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        return Image.fromarray(np.clip(np.round(arr * 255.0 / top), 0, 255).astype(np.uint8), "L")
+    if img.mode == "F":
+        arr = np.asarray(img).astype(np.float64)
+        top = 1.0 if arr.max() <= 1.0 else float(arr.max())
+        return Image.fromarray(np.clip(np.round(arr * 255.0 / top), 0, 255).astype(np.uint8), "L")
+    return img
 
 
 def _cache_key(root: Path, files: list[tuple[Path, int]], *options: object) -> str:

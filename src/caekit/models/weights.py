@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from caekit.checkpoint import FORMAT, META_KEY, checkpoint_file, mismatch, model_state, read_checkpoint, restore
-from caekit.errors import CheckpointError
+from caekit.errors import CaekitError, CheckpointError
 from caekit.models.registry import create_model
 
 Policy = Literal["exact", "subset", "fitting"]
@@ -20,11 +22,43 @@ Policy = Literal["exact", "subset", "fitting"]
 def load_trained(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """The model a caekit checkpoint (or a run folder's best checkpoint) describes, with its weights, in eval mode."""
     tensors, meta = read_checkpoint(path)
+    where = checkpoint_file(path)
     if meta.get("format") != FORMAT or not isinstance(meta.get("model"), dict):
-        raise CheckpointError(f"'{checkpoint_file(path)}' is not a caekit model checkpoint")
-    model = create_model(meta["model"]["name"], **meta["model"]["args"])
+        raise CheckpointError(f"'{where}' is not a caekit model checkpoint")
+    name, args, shape = meta["model"].get("name"), meta["model"].get("args"), meta.get("image_shape")
+    if not isinstance(name, str) or not isinstance(args, dict):
+        raise CheckpointError(f"'{where}': its metadata does not say which model it holds (model.name, model.args); the file is damaged")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and 0 < v <= 4096 for v in shape)):
+        raise CheckpointError(f"'{where}': its image_shape {shape!r} is not [channels, height, width]; the file is damaged")
+    model = create_checked(name, args, f"'{where}'")
     restore(tensors, meta, model)
     return model.eval(), meta
+
+
+def create_checked(name: str, args: dict[str, Any], source: str) -> nn.Module:
+    """``create_model`` after building it on the meta device first (no memory) and checking that its parameters fit
+    in half of this machine's memory: a damaged or hostile file cannot make caekit allocate terabytes."""
+    try:
+        with torch.device("meta"):
+            shell = create_model(name, **args)
+        size = sum(p.numel() * p.element_size() for p in shell.parameters()) + sum(b.numel() * b.element_size() for b in shell.buffers())
+    except CaekitError:
+        raise
+    except Exception:
+        size = 0
+    limit = physical_memory() // 2
+    if size > limit:
+        raise CheckpointError(f"{source}: model '{name}' would need {size / 2**30:,.1f} GB for its parameters, more than half of "
+                              f"this machine's {physical_memory() / 2**30:,.0f} GB")
+    return create_model(name, **args)
+
+
+def physical_memory() -> int:
+    """Bytes of RAM (a large default where the platform does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 2**40
 
 
 def state_dict_file(path: str | Path) -> dict[str, Tensor]:
@@ -67,4 +101,4 @@ def load_weights(model: nn.Module, source: str | Path, policy: Policy = "exact")
     return model
 
 
-__all__ = ["load_trained", "load_weights", "state_dict_file"]
+__all__ = ["create_checked", "load_trained", "load_weights", "physical_memory", "state_dict_file"]

@@ -236,13 +236,14 @@ class Engine:
         rng_states = distributed.gather_cpu(torch.get_rng_state())  # every rank's own stream, so resume keeps them apart
         if not self.dist.is_main:
             return
-        self.run.write_metrics(state["history"])
-        self._tensorboard(state["history"][-1])
         meta = self.checkpoint_meta(state)
         extra = {"rng_cpu": rng_states[0], **{f"rng_cpu.{rank}": s for rank, s in enumerate(rng_states) if rank}}
         save_checkpoint(self.run.checkpoint("last"), self.model, meta, self.optimizers, extra)
         if improved:
             save_checkpoint(self.run.checkpoint("best"), self.model, meta)
+        # after the checkpoint, so that metrics.csv never holds an epoch that a resume would train again
+        self.run.write_metrics(state["history"])
+        self._tensorboard(state["history"][-1])
 
     def _tensorboard(self, row: dict[str, float]) -> None:
         if not hasattr(self, "_writer"):
@@ -257,7 +258,17 @@ class Engine:
     def _resume(self) -> dict[str, Any]:
         if self.run is None:
             raise CheckpointError("resuming needs a run folder")
+        if self.dist.is_main:
+            self.run.remove_stale_temporaries()
+        if not self.run.checkpoint("last").is_file():  # killed before its first epoch ended: start it afresh
+            if self.dist.is_main and self.config.verbose:
+                tqdm.write(f"{self.run.path} has no checkpoint yet: training it from epoch 1")
+            return {"epoch": 0, "history": [], "bad_epochs": 0}
         tensors, meta = read_checkpoint(self.run.checkpoint("last"))
+        state = meta.get("train_state")
+        if not (isinstance(state, dict) and isinstance(state.get("epoch"), int) and isinstance(state.get("history"), list)):
+            raise CheckpointError(f"'{self.run.checkpoint('last')}': its train_state is missing or malformed; the run cannot be "
+                                  "resumed (start a new run, or train from its best checkpoint with model.args)")
         changed_schedule = {k: (v, meta["schedule"][k]) for k, v in schedule_settings(self.config).items()
                             if "schedule" in meta and k in meta["schedule"] and meta["schedule"][k] != v}
         if changed_schedule:

@@ -1,0 +1,130 @@
+"""Fuzzing the inputs a user hands caekit: every one either works or raises a CaekitError (one line at the CLI, exit 2),
+never another exception, never a hang. A bounded number of examples each, so the suite keeps its time."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from safetensors.torch import save_file
+
+from caekit.checkpoint import META_KEY
+from caekit.config import RunConfig, parse_assignments, parse_config, with_overrides
+from caekit.data.datasets import read_image
+from caekit.errors import CaekitError
+from caekit.models.weights import load_trained
+from caekit.spec import parse_spec, plan
+from caekit.yamlio import parse_yaml
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+KEYS = ["train.epochs", "train.batch_size", "train.seed", "train.device", "train.scheduler", "train.patience", "optim.lr",
+        "optim.betas", "optim.name", "optim.weight_decay", "data.name", "data.root", "data.image_size", "data.limit",
+        "data.channels", "data.fit", "data.test_fraction", "model.name", "model.args", "objective.name", "name", "train.epoch",
+        "nonsense", "train.progress.deep"]
+YAML_SCALARS = st.one_of(st.integers(-10**30, 10**30), st.floats(allow_nan=True), st.booleans(), st.none(),
+                         st.text(max_size=12), st.sampled_from(["[1", "{a: ", "!!python/object/apply:os.system ['x']", "&a [*a]",
+                                                                  "[0.9, 0.999]", "cuda:7", "tpu", "1e-3", "-1", "0", "[2, 5]"]))
+
+
+def _outcome(function, *args) -> str:
+    """'ok' or 'user error'; anything else fails the test with the exception it raised."""
+    try:
+        function(*args)
+    except CaekitError as exc:
+        assert "\n" not in str(exc), f"a user error must be one line: {exc!r}"
+        return "user error"
+    return "ok"
+
+
+@FUZZ
+@given(key=st.sampled_from(KEYS), value=YAML_SCALARS)
+def test_set_values(key: str, value: object) -> None:
+    text = value if isinstance(value, str) else json.dumps(value)
+    _outcome(lambda: with_overrides(RunConfig(), parse_assignments([f"{key}={text}"])))
+
+
+@FUZZ
+@given(text=st.text(max_size=200))
+def test_yaml_config_text(text: str) -> None:
+    def load() -> None:
+        data = parse_yaml(text, "c.yaml")
+        if isinstance(data, dict):
+            parse_config(data, "c.yaml")
+
+    _outcome(load)
+
+
+LAYER = st.fixed_dictionaries({"type": st.sampled_from(["conv", "pool", "deconv", "unpool", "bogus"])},
+                              optional={"filters": st.integers(-2, 5000), "kernel": st.integers(-1, 9), "stride": st.integers(-1, 4),
+                                        "padding": st.integers(-1, 4), "kind": st.sampled_from(["max", "average", "nearest", "x"]),
+                                        "size": st.integers(-1, 40)})
+SPEC = st.fixed_dictionaries({"input_shape": st.lists(st.integers(-1, 70), min_size=0, max_size=4),
+                              "encoder": st.lists(LAYER, max_size=6)},
+                             optional={"upsample": st.sampled_from(["max", "bilinear", "transposed", "nope"]),
+                                       "bottleneck": st.fixed_dictionaries({"code_size": st.integers(-5, 10**10)})})
+
+
+@FUZZ
+@given(spec=SPEC)
+def test_specs(spec: dict) -> None:
+    _outcome(lambda: plan(parse_spec(spec, "spec")).summary())
+
+
+HEADER = st.one_of(
+    st.text(max_size=50),
+    st.builds(json.dumps, st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8)),
+                                       lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                                       max_leaves=10)),
+    st.builds(lambda name, args, shape: json.dumps({"format": "caekit-checkpoint-1", "model": {"name": name, "args": args},
+                                                    "image_shape": shape}),
+              st.sampled_from(["cae28", "cae", "vae", "nope", "dcgan"]),
+              st.one_of(st.dictionaries(st.sampled_from(["input_shape", "upsample", "latent_dim", "bottleneck", "x"]),
+                                        st.one_of(st.integers(-3, 10**9), st.text(max_size=6), st.lists(st.integers(0, 64), max_size=3)),
+                                        max_size=3), st.integers()),
+              st.one_of(st.lists(st.integers(-1, 10**6), max_size=4), st.text(max_size=4))),
+)
+
+
+@FUZZ
+@given(header=HEADER)
+def test_checkpoint_headers(header: str, tmp_path: Path) -> None:
+    path = tmp_path / "fuzz.safetensors"
+    save_file({"model.weight": torch.zeros(2)}, str(path), metadata={META_KEY: header})
+    _outcome(load_trained, path)
+
+
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+GOOD = _png(np.arange(64, dtype=np.uint8).reshape(8, 8))
+
+
+@FUZZ
+@given(cut=st.integers(0, len(GOOD)), junk=st.binary(max_size=40), suffix=st.sampled_from([".png", ".jpg", ".txt", ""]))
+def test_image_files(cut: int, junk: bytes, suffix: str, tmp_path: Path) -> None:
+    path = tmp_path / f"fuzz{suffix}"
+    path.write_bytes(GOOD[:cut] + junk)
+    image, why = read_image(path)  # never raises: an image, or None and the reason
+    assert (image is None) == bool(why) and (image is None or image.mode == "RGB")
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I", "F", "1", "P", "LA", "CMYK"])
+def test_image_modes(mode: str, tmp_path: Path) -> None:
+    if mode == "I;16":  # a 16-bit image spans 0..65535; it is scaled down, not clipped at 255
+        source = Image.fromarray(np.linspace(0, 65535, 64).astype(np.uint16).reshape(8, 8))
+    else:
+        source = Image.fromarray(np.linspace(0, 255, 64, dtype=np.uint8).reshape(8, 8)).convert(mode)
+    path = tmp_path / ("m.tiff" if mode in ("I;16", "I", "F", "CMYK") else "m.png")
+    source.save(path)
+    image, why = read_image(path)
+    assert image is not None and image.mode == "RGB" and np.asarray(image).max() > 100, (mode, why)
