@@ -301,6 +301,29 @@ def test_cifar_batches_are_read_without_running_what_they_name(tmp_path: Path) -
     marker = tmp_path / "ran"
     with (batches / "test_batch").open("wb") as f:
         pickle.dump({"data": _RunsCode(marker), "labels": []}, f, protocol=2)
-    with pytest.raises(DataError, match="refused to load posix.system|refused to load nt.system"):
+    with pytest.raises(DataError, match=r"refused to load (posix|nt)\.system"):
         caekit.train({**TINY, "data": {"name": "cifar10", "root": str(tmp_path)}, "runs_dir": str(tmp_path / "runs")})
     assert not marker.exists()
+
+
+def test_a_damaged_or_unwritable_cache_costs_a_decode_and_nothing_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from caekit.data.datasets import load_dataset
+
+    root = tmp_path / "imgs"
+    for label in ("a", "b"):
+        (root / label).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((6, 6), 40 * i + (label == "b") * 100, np.uint8)).save(root / label / f"{i}.png")
+    first = load_dataset("folder", root=root)
+    cache = Path(os.environ["CAEKIT_CACHE"]) / "folders"
+    for entry in cache.glob("*.safetensors"):
+        entry.write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="damaged; decoding the images again"):
+        again = load_dataset("folder", root=root)
+    assert torch.equal(first.images, again.images)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("CAEKIT_CACHE", str(blocker))
+    with pytest.warns(UserWarning, match="could not cache"):
+        uncached = load_dataset("folder", root=root)
+    assert torch.equal(first.images, uncached.images)

@@ -23,11 +23,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from caekit.data.imageset import ImageSet
 from caekit.errors import DataError
-from caekit.fileio import atomic_write_text, cache_root
+from caekit.fileio import atomic_write_text, cache_root, publish
 from caekit.registry import Registry
 
 Loader = Callable[..., ImageSet | None]
@@ -296,13 +297,22 @@ def _decode_folder(root: Path, classes: list[str], files: list[tuple[Path, int]]
     key = _cache_key(root, files, image_size, channels, fit, strict)
     cached = cache_dir() / "folders" / f"{key}.safetensors"
     if cache and cached.is_file():
-        tensors = load_file(cached)
-        meta = json.loads((cached.with_suffix(".json")).read_text())
-        _warn_skipped(meta["skipped"], len(files), key)
-        return ImageSet(tensors["images"], tensors["labels"], classes, root.name)
+        try:
+            tensors = load_file(cached)
+            meta = json.loads((cached.with_suffix(".json")).read_text())
+            images, labels = tensors["images"], tensors["labels"]
+            if images.dtype != torch.uint8 or images.dim() != 4 or len(labels) != len(images):
+                raise ValueError("unexpected tensors")
+            _warn_skipped(meta["skipped"], len(files), key)
+            return ImageSet(images, labels, classes, root.name)
+        except (OSError, ValueError, KeyError, TypeError, SafetensorError):
+            warnings.warn(f"the cached copy of '{root}' ({cached}) is damaged; decoding the images again", stacklevel=3)
 
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        decoded = list(pool.map(lambda item: read_image(item[0]), files))
+        # the size first, from the headers; then each image is fitted as soon as it is decoded, so memory holds the
+        # small images and only as many full-size ones as there are threads (100 photos of 2000x2000: 2.4 GB before)
+        size = image_size or min(64, max([max(wh) for wh in pool.map(lambda item: _header_size(item[0]), files) if wh] or [1]))
+        decoded = list(pool.map(lambda item: _decode_fitted(item[0], fit, size), files))
     skipped = [(str(path), why) for (path, _), (img, why) in zip(files, decoded) if img is None]
     if skipped and strict:
         more = f"; {len(skipped) - 1} more: {', '.join(path for path, _ in skipped[1:6])}{', ...' if len(skipped) > 6 else ''}" if len(skipped) > 1 else ""
@@ -313,8 +323,7 @@ def _decode_folder(root: Path, classes: list[str], files: list[tuple[Path, int]]
     empty = sorted(set(range(len(classes))) - {label for _, label in kept})
     if empty:
         raise DataError(f"class '{classes[empty[0]]}' has no readable images under '{root}'")
-    size = image_size or min(64, max(max(img.size) for img, _ in kept))
-    arrays = [np.asarray(fit_square(img, fit, size)) for img, _ in kept]
+    arrays = [np.asarray(img) for img, _ in kept]
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
     grey = bool((images[:, 0] == images[:, 1]).all() and (images[:, 1] == images[:, 2]).all())
     if channels == 1 or (channels is None and grey):
@@ -323,14 +332,42 @@ def _decode_folder(root: Path, classes: list[str], files: list[tuple[Path, int]]
     labels = torch.tensor([label for _, label in kept], dtype=torch.long)
     _warn_skipped(skipped, len(files), key)
     if cache:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        # unique temporary names: several processes (DDP ranks) may decode the same folder at once
-        atomic_write_text(cached.with_suffix(".json"), json.dumps({"root": str(root), "skipped": skipped}))
-        fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp")
-        os.close(fd)
-        save_file({"images": images, "labels": labels}, tmp)
-        os.replace(tmp, cached)
+        try:
+            _write_cache(cached, root, skipped, images, labels)
+        except OSError as exc:  # a read-only or full cache folder costs the next run a decode, nothing more
+            warnings.warn(f"could not cache the decoded images in {cached.parent} ({exc.strerror}); set CAEKIT_CACHE to a writable "
+                          "folder to skip decoding next time", stacklevel=3)
     return ImageSet(images, labels, classes, root.name)
+
+
+def _write_cache(cached: Path, root: Path, skipped: list[tuple[str, str]], images: torch.Tensor, labels: torch.Tensor) -> None:
+    """The decoded set and its skipped files, each written atomically (several DDP ranks may decode one folder at once)."""
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(cached.with_suffix(".json"), json.dumps({"root": str(root), "skipped": skipped}))
+    fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=f".{cached.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({"images": images, "labels": labels}, tmp)
+        publish(tmp, cached)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """Width and height from an image file's header (nothing is decoded); None for a file that is no image."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                return img.size
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+
+
+def _decode_fitted(path: Path, fit: str, size: int) -> tuple[Image.Image | None, str]:
+    img, why = read_image(path)
+    return (fit_square(img, fit, size), "") if img is not None else (None, why)
 
 
 def _warn_skipped(skipped: list, total: int, key: str) -> None:

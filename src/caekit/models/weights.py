@@ -39,7 +39,8 @@ def create_checked(name: str, args: dict[str, Any], source: str) -> nn.Module:
     """``create_model`` after building it on the meta device first (no memory) and checking that its parameters fit
     in half of this machine's memory: a damaged or hostile file cannot make caekit allocate terabytes."""
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # weights a builder loads into the shell: a no-op, said by torch, not news
             shell = create_model(name, **args)
         size = sum(p.numel() * p.element_size() for p in shell.parameters()) + sum(b.numel() * b.element_size() for b in shell.buffers())
     except CaekitError:
