@@ -26,7 +26,6 @@ test: setup data/MNIST/raw/train-images-idx3-ubyte
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src
 	$(VENV)/bin/mypy
 
 test-fast: setup
