@@ -33,7 +33,26 @@ def model_meta(model_name: str, model_args: dict[str, Any], spec: dict[str, Any]
                data: dict[str, Any], classes: list[str], image_shape: tuple[int, ...] | list[int]) -> dict[str, Any]:
     """The metadata every model checkpoint carries: what to build, what it was trained on and how inputs are scaled."""
     return {"format": FORMAT, "model": {"name": model_name, "args": model_args}, "spec": spec, "objective": objective,
-            "data": data, "classes": list(classes), "image_shape": list(image_shape), "normalisation": NORMALISATION}
+            "data": data, "classes": list(classes), "image_shape": list(image_shape), "normalisation": NORMALISATION,
+            "provenance": provenance()}
+
+
+def provenance() -> dict[str, str]:
+    """Who made a checkpoint: caekit, torch and torchvision versions, the command line, host and date (UTC)."""
+    import platform
+    import sys
+    import time
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return {"caekit": installed("caekit"), "torch": torch.__version__, "torchvision": installed("torchvision"),
+            "python": platform.python_version(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
+            "host": platform.node(), "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
 
 
 def checkpoint_file(path: str | Path) -> Path:

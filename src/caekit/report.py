@@ -199,7 +199,7 @@ def metric_curves(history: list[dict[str, float]], title: str = "") -> str | Non
     """Every per-epoch metric of a run, one panel per quantity (loss, psnr, ...), train and val together."""
     import matplotlib.pyplot as plt
 
-    from caekit import viz  # noqa: F401  (selects the Agg backend)
+    from caekit import viz  # selects the Agg backend too
 
     keys = [k for k in dict.fromkeys(k for row in history for k in row) if k.startswith(("train_", "val_"))]
     groups: dict[str, list[str]] = {}
@@ -213,7 +213,8 @@ def metric_curves(history: list[dict[str, float]], title: str = "") -> str | Non
             points = [(row["epoch"], row[key]) for row in history if key in row]
             ax.plot(*zip(*points), "-o", markersize=3, label=key.split("_", 1)[0])
         ax.set_title(quantity, fontsize=10)
-        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{quantity} (dB)" if "psnr" in quantity else quantity)
+        viz.integer_epochs(ax)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     if title:
@@ -268,17 +269,56 @@ def run_page(info: RunInfo, index_link: str | None = None) -> str:
         curves = metric_curves(info.history)
         if curves:
             parts.append("<h2>Curves</h2>" + _figure(curves, "every metric per epoch"))
-    if info.pictures:
-        figures = "".join(_figure(data_uri(p), str(p.relative_to(info.path))) for p in info.pictures)
+    shown = [p for p in info.pictures if not (p.parent == info.path and p.name == "curves.png" and info.history)]  # drawn above
+    if shown:
+        figures = "".join(_figure(data_uri(p), str(p.relative_to(info.path))) for p in shown)
         parts.append(f"<h2>Pictures</h2><div>{figures}</div>")
     for name, data in info.extra_json.items():
         parts.append(_json_section(name, data))
     parts.append("<h2>Configuration</h2><pre>" + _e(yaml.safe_dump(info.config, sort_keys=False)) + "</pre>")
-    model_meta = info.checkpoint.get("model")
-    if model_meta:
-        parts.append("<h2>Model</h2><pre>" + _e(yaml.safe_dump({"model": model_meta, "spec": info.checkpoint.get("spec")},
-                                                               sort_keys=False)) + "</pre>")
+    parts.append(_model_section(info))
+    provenance = info.checkpoint.get("provenance")
+    if isinstance(provenance, dict) and provenance:
+        parts.append("<h2>Environment</h2>" + _table(["what", "value"], [[_e(k), _e(v)] for k, v in provenance.items()]))
     return _page(f"{info.title}: caekit run", "\n".join(parts))
+
+
+def _model_section(info: RunInfo) -> str:
+    """The layer table (filter, stride, padding, output, parameters) of a spec-built model, else its builder and
+    arguments; with the parameter count read from the checkpoint's tensor shapes."""
+    model = info.checkpoint.get("model")
+    if not isinstance(model, dict):
+        return ""
+    counted = _parameter_count(info.path)
+    head = f"<h2>Model</h2><p class=\"meta\"><b>{_e(model.get('name', '?'))}</b>" + (f", {counted:,} parameters" if counted else "") + "</p>"
+    spec = info.checkpoint.get("spec")
+    if isinstance(spec, dict):
+        try:
+            from caekit.spec import parse_spec, plan
+
+            return head + "<pre>" + _e(plan(parse_spec(spec, "checkpoint")).summary()) + "</pre>"
+        except CaekitError:
+            pass
+    return head + "<pre>" + _e(yaml.safe_dump({"args": model.get("args")}, sort_keys=False)) + "</pre>"
+
+
+def _parameter_count(run: Path) -> int:
+    """Model parameters and buffers of the run's best (or last) checkpoint, from the tensor shapes alone."""
+    from math import prod
+
+    from safetensors import safe_open
+
+    for which in ("best", "last"):
+        path = run / "checkpoints" / f"{which}.safetensors"
+        if path.is_file():
+            try:
+                with safe_open(str(path), framework="pt") as f:
+                    names = f.keys()  # safe_open is not iterable
+                    return sum(prod(f.get_slice(k).get_shape()) for k in names
+                               if k.startswith("model.") and "running_" not in k and not k.endswith("num_batches_tracked"))
+            except (OSError, ValueError):
+                return 0
+    return 0
 
 
 # ------------------------------------------------------------------------------------------- several runs
@@ -305,7 +345,7 @@ def compare_curves(infos: list[RunInfo]) -> str | None:
     """Validation (or training) loss of every run on one axis, and PSNR beside it when runs measured it."""
     import matplotlib.pyplot as plt
 
-    from caekit import viz  # noqa: F401
+    from caekit import viz
 
     panels = [k for k in ("val_loss", "val_psnr") if any(k in r for i in infos for r in i.history)] or \
              [k for k in ("train_loss",) if any(k in r for i in infos for r in i.history)]
@@ -318,7 +358,8 @@ def compare_curves(infos: list[RunInfo]) -> str | None:
             if points:
                 ax.plot(*zip(*points), "-o", markersize=3, label=info.title)
         ax.set_title(key, fontsize=10)
-        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{key} (dB)" if "psnr" in key else key)
+        viz.integer_epochs(ax)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7, loc="best")
     return _png_uri(fig)

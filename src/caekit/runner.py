@@ -144,6 +144,7 @@ def train_run(cfg: RunConfig, splits: Splits | None = None, resume: str | Path |
         args = {**args, "spec": spec}  # the spec itself, not its path: the checkpoint builds the same model anywhere, always
     meta = model_meta(cfg.model.name, args, spec, cfg.objective.model_dump(), cfg.data.model_dump(), splits.train.classes,
                       splits.train.shape)
+    meta["provenance"]["device"] = str(resolve_device(cfg.train.device))
     meta["splits"] = {"data": remake[0].model_dump(), "seed": remake[1]} if remake else None  # how inference finds its test images
     engine = engine_for(model, objective, cfg.train, cfg.optim, run, meta, on_epoch_end)
     if main and cfg.train.verbose:

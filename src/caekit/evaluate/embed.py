@@ -47,6 +47,15 @@ def map_2d(codes: np.ndarray, method: str = "tsne", seed: int = 0, perplexity: f
     return TSNE(2, perplexity=perplexity, init="pca", learning_rate="auto", random_state=seed).fit_transform(x)
 
 
+def map_note(codes: np.ndarray, method: str, perplexity: float = 30.0) -> str:
+    """What a map's axes mean: the variance the two principal components explain, or t-SNE's perplexity."""
+    x = np.asarray(codes, dtype=np.float32).reshape(len(codes), -1)
+    if method == "pca":
+        ratio = PCA(2).fit(x).explained_variance_ratio_
+        return f"PC1 {ratio[0]:.1%}, PC2 {ratio[1]:.1%} of the variance"
+    return f"perplexity {min(perplexity, (len(x) - 1) / 3):g}, PCA to {min(50, x.shape[1], len(x))} dims first; distances between clusters mean little"
+
+
 def export_projector(codes: np.ndarray, labels: np.ndarray, classes: list[str], folder: str | Path,
                      images: torch.Tensor | None = None, tag: str = "codes") -> dict[str, Path]:
     """Write the Embedding Projector bundle for ``codes`` [N, D] (and thumbnails from ``images`` [N, C, H, W])."""
@@ -106,7 +115,7 @@ def embed(model: torch.nn.Module, data: ImageSet, out: str | Path, methods: tupl
     for method in methods:
         xy = map_2d(codes, method, seed)
         result.maps[method] = xy
-        title = f"{method.upper() if method == 'pca' else 't-SNE'} of {codes.shape[1]}-d codes, {len(codes)} {data.name} images"
+        title = f"{method.upper() if method == 'pca' else 't-SNE'} of {codes.shape[1]}-d codes, {len(codes)} {data.name} images\n{map_note(codes, method)}"
         result.paths[method] = scatter(xy, labels, data.classes, out / f"{method}.png", title=title,
                                        images=subset.images if thumbnails else None, thumbnails=thumbnails, seed=seed)
     if projector:

@@ -33,15 +33,27 @@ def _save(fig: plt.Figure, path: str | Path) -> Path:
     return path
 
 
-def image_rows(rows: list[tuple[str, Tensor]], path: str | Path, title: str | None = None) -> Path:
-    """Rows of images with a label each, e.g. originals above reconstructions (or noisy / denoised / clean)."""
+def integer_epochs(ax: plt.Axes) -> None:
+    """Whole-number ticks on an epoch axis (matplotlib would put ticks at 1.5, 2.5 for a short run)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+
+
+def image_rows(rows: list[tuple[str, Tensor]], path: str | Path, title: str | None = None,
+               captions: list[str] | None = None) -> Path:
+    """Rows of images with a label each, e.g. originals above reconstructions (or noisy / denoised / clean);
+    ``captions`` go under the last row's images (e.g. each reconstruction's PSNR)."""
     columns = max(len(images) for _, images in rows)
-    fig, axes = plt.subplots(len(rows), columns, figsize=(1.2 * columns, 1.3 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(1.2 * columns, 1.3 * len(rows) + (0.2 if captions else 0)), squeeze=False)
     for r, (label, images) in enumerate(rows):
         for c in range(columns):
             ax = axes[r, c]
             if c < len(images):
                 _show(ax, images[c])
+                if captions and r == len(rows) - 1 and c < len(captions):
+                    ax.set_xlabel(captions[c], fontsize=7)
             else:
                 ax.axis("off")
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
@@ -51,8 +63,12 @@ def image_rows(rows: list[tuple[str, Tensor]], path: str | Path, title: str | No
 
 
 def reconstructions(originals: Tensor, outputs: Tensor, path: str | Path, title: str | None = None) -> Path:
-    """A row of originals above the row of their reconstructions."""
-    return image_rows([("original", originals), ("reconstruction", outputs)], path, title)
+    """A row of originals above the row of their reconstructions, each with its PSNR (dB) under it."""
+    from caekit.metrics import psnr
+
+    same = originals.shape == outputs.shape
+    captions = [f"{v:.1f} dB" for v in psnr(outputs.detach().float().cpu(), originals.detach().float().cpu()).tolist()] if same else None
+    return image_rows([("original", originals), ("reconstruction", outputs)], path, title, captions)
 
 
 def curves(history: list[dict[str, float]], path: str | Path, title: str | None = None) -> Path:
@@ -62,7 +78,7 @@ def curves(history: list[dict[str, float]], path: str | Path, title: str | None 
     for key, style in (("train_loss", "-o"), ("val_loss", "-s")):
         if any(key in row for row in history):
             ax.plot(epochs, [row.get(key, np.nan) for row in history], style, label=key.replace("_", " "), markersize=3)
-    ax.set_xlabel("epoch")
+    integer_epochs(ax)
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
@@ -79,7 +95,8 @@ def curves(history: list[dict[str, float]], path: str | Path, title: str | None 
 
 
 def filters(weight: Tensor, path: str | Path, title: str = "first-layer filters") -> Path:
-    """A grid of conv filters [out, in, k, k]: colour when in == 3, else the mean over input channels."""
+    """A grid of conv filters [out, in, k, k], numbered: colour when in == 3, else the mean over input channels; each
+    filter scaled to its own range (so the grid shows shapes, not magnitudes, as the title says)."""
     w = weight.detach().float().cpu()
     w = w if w.shape[1] == 3 else w.mean(1, keepdim=True)
     lo = w.flatten(1).min(1).values.view(-1, 1, 1, 1)
@@ -91,9 +108,12 @@ def filters(weight: Tensor, path: str | Path, title: str = "first-layer filters"
     for i, ax in enumerate(axes.flat):
         if i < len(w):
             _show(ax, w[i])
+            ax.set_title(str(i), fontsize=6, pad=1)
         else:
             ax.axis("off")
-    fig.suptitle(title, fontsize=10)
+    k = weight.shape[-1]
+    fig.suptitle(f"{title}: {len(w)} of {k}x{k}, each scaled to its own min..max"
+                 + ("" if weight.shape[1] == 3 else f" (mean of {weight.shape[1]} input channels)"), fontsize=9)
     return _save(fig, path)
 
 
@@ -107,11 +127,15 @@ def feature_maps(image: Tensor, maps: list[tuple[str, Tensor]], path: str | Path
     axes[0, 0].set_ylabel("input", rotation=0, ha="right", va="center", fontsize=9)
     for r, (name, fmap) in enumerate(maps, start=1):
         fmap = fmap.detach().float().cpu()
-        for c in range(min(per_stage, fmap.shape[0])):
+        shown = min(per_stage, fmap.shape[0])
+        for c in range(shown):
             channel = fmap[c]
             span = (channel.max() - channel.min()).clamp_min(1e-8)
             ax = axes[r, c]
             ax.axis("on")
             _show(ax, (channel - channel.min()) / span, cmap="viridis")
-        axes[r, 0].set_ylabel(f"{name}\n{'x'.join(map(str, fmap.shape))}", rotation=0, ha="right", va="center", fontsize=8)
+            ax.set_title(f"ch {c}  {channel.min():.2g}..{channel.max():.2g}", fontsize=5, pad=1)
+        axes[r, 0].set_ylabel(f"{name}\n{'x'.join(map(str, fmap.shape))}\nchannels 0-{shown - 1} of {fmap.shape[0]}", rotation=0,
+                              ha="right", va="center", fontsize=7)
+    fig.suptitle("feature maps, each channel scaled to its own min..max (shown above it)", fontsize=8)
     return _save(fig, path)

@@ -11,7 +11,7 @@ from scipy.stats import norm
 from torch import Tensor, nn
 from torchvision.utils import make_grid
 
-from caekit.viz import _save, plt
+from caekit.viz import _save, integer_epochs, plt
 
 if TYPE_CHECKING:
     from caekit.models.vae import ConvVAE
@@ -87,14 +87,14 @@ def gan_curves(history: list[dict[str, float]], path: str | Path, title: str | N
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
     for key, label in (("train_d_loss", "D loss"), ("train_g_loss", "G loss")):
         left.plot(epochs, [row.get(key, np.nan) for row in history], "-o", markersize=3, label=label)
-    left.set_xlabel("epoch")
+    integer_epochs(left)
     left.set_ylabel("BCE")
     left.legend(fontsize=8)
     for key, label in (("train_d_real", "D(real)"), ("train_d_fake", "D(G(z))"), ("val_d_real", "D(real), val"), ("val_d_fake", "D(G(z)), val")):
         if any(key in row for row in history):
             right.plot(epochs, [row.get(key, np.nan) for row in history], "-s" if key.startswith("val") else "-o", markersize=3, label=label)
     right.set_ylim(0, 1)
-    right.set_xlabel("epoch")
+    integer_epochs(right)
     right.legend(fontsize=8)
     for ax in (left, right):
         ax.grid(alpha=0.3)

@@ -38,7 +38,8 @@ def scatter(xy: np.ndarray, labels: np.ndarray, classes: Sequence[str], path: st
             ax.add_artist(AnnotationBbox(box, xy[i], frameon=True, pad=0.05,
                                          bboxprops={"edgecolor": colours[labels[i]], "linewidth": 1.2}))
     if len(present) <= legend_max:
-        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, markerscale=2.5, frameon=False)
+        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, markerscale=2.5, frameon=False, title="class",
+                  title_fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
