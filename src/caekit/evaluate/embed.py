@@ -17,7 +17,7 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
-from caekit.data.imageset import ImageSet
+from caekit.data.imageset import ImageSet, to_unit
 from caekit.errors import ConfigError
 from caekit.inference import encode
 
@@ -67,7 +67,7 @@ def export_projector(codes: np.ndarray, labels: np.ndarray, classes: list[str], 
         if side > SPRITE_LIMIT:
             raise ConfigError(f"a sprite of {len(images)} images of {images.shape[-1]} px would be {side} px a side, over "
                               f"the projector's {SPRITE_LIMIT}; export fewer points (max_points)")
-        images = images.float().div(255) if images.dtype == torch.uint8 else images.float()
+        images = to_unit(images)
         if images.shape[1] == 1:
             images = images.expand(-1, 3, -1, -1)
     metadata = [[str(int(label)), classes[int(label)]] for label in labels]

@@ -16,7 +16,7 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score
 from torch import Tensor, nn
 
-from caekit.data.imageset import ImageSet
+from caekit.data.imageset import ImageSet, to_unit
 from caekit.data.noise import binarise, seeded
 from caekit.errors import ConfigError
 from caekit.inference import classify
@@ -177,7 +177,7 @@ def conditional_samples(model: nn.Module, data: ImageSet, classes: list[int], pe
             if not len(members):
                 raise ConfigError(f"class {data.classes[c]} has no images to draw posterior samples from")
             pick = members[torch.randint(len(members), (per_class,), generator=gen)]
-            x = data.images[pick].float().div(255).to(device)
+            x = to_unit(data.images[pick]).to(device)
             mean, logvar = cast("ConvVAE", model).posterior(x, y)
             z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=gen).to(device)
             images.append(cast("ConvVAE", model).decode(z, y))

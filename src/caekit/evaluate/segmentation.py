@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from caekit.data.imageset import to_unit
 from caekit.metrics import IGNORE_INDEX, confusion_matrix, iou_from_confusion
 
 
@@ -65,7 +66,7 @@ def evaluate_segmentation(model: nn.Module, images: Tensor, masks: Tensor, class
     confusion = torch.zeros(len(classes), len(classes), dtype=torch.long)
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size].to(device)
-        batch = batch.float().div_(255) if batch.dtype == torch.uint8 else batch.float()
+        batch = to_unit(batch)
         pred = model(batch).argmax(1)
         confusion += confusion_matrix(pred, masks[start : start + batch_size].to(device), len(classes), ignore_index)
     return SegmentationScores(confusion, list(classes))

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from caekit.data.imageset import to_unit
 from caekit.viz import _save, plt
 
 
@@ -32,7 +33,7 @@ def scatter(xy: np.ndarray, labels: np.ndarray, classes: Sequence[str], path: st
     if images is not None and thumbnails > 0:
         rng = np.random.default_rng(seed)
         for i in rng.choice(len(xy), min(thumbnails, len(xy)), replace=False):
-            img = images[i].float().div(255) if images.dtype == torch.uint8 else images[i].float()
+            img = to_unit(images[i])
             arr = img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()
             box = OffsetImage(arr, zoom=0.6, cmap="gray" if arr.ndim == 2 else None)
             ax.add_artist(AnnotationBbox(box, xy[i], frameon=True, pad=0.05,

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from caekit.config import OptimConfig, TrainConfig
-from caekit.data.imageset import ImageSet
+from caekit.data.imageset import ImageSet, to_unit
 from caekit.models.stacked import StackedAutoencoder, one_hot_patterns
 from caekit.runner import fit
 from caekit.training.objectives import Reconstruct
@@ -52,6 +52,6 @@ def encoder_838(n: int = 8, hidden: int = 3, epochs: int = 10, steps_per_epoch: 
     history = fitted.history
     model.eval()
     with torch.no_grad():
-        x = images.float() / 255
+        x = to_unit(images)
         codes, outputs = model.encode(x), model(x).flatten(1)
     return Encoder838(x.flatten(1), codes, outputs, history)
