@@ -309,6 +309,7 @@ def test_cifar_batches_are_read_without_running_what_they_name(tmp_path: Path) -
 def test_a_damaged_or_unwritable_cache_costs_a_decode_and_nothing_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from caekit.data.datasets import load_dataset
 
+    monkeypatch.setenv("CAEKIT_CACHE", str(tmp_path / "cache"))  # its own cache: the others' entries stay whole
     root = tmp_path / "imgs"
     for label in ("a", "b"):
         (root / label).mkdir(parents=True)
