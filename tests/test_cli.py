@@ -99,3 +99,14 @@ def test_shipped_run_configs_validate_and_name_options_their_model_takes(path):
 
     config = resolve_config(path)
     inspect.signature(MODELS.get(config.model.name)).bind_partial(**config.model.args)  # TypeError on an unknown option
+
+
+COMPARE_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("compare-*.yaml"))
+
+
+@pytest.mark.parametrize("path", COMPARE_CONFIGS, ids=[p.stem for p in COMPARE_CONFIGS])
+def test_shipped_compare_configs_validate(path):
+    from caekit.workflows.compare import load_compare_config
+
+    config = load_compare_config(path)
+    assert config.models and all(entry.augment in (None, "auto", "none", "digits", "natural") for entry in config.models)

@@ -52,6 +52,11 @@ class DataConfig(StrictModel):
     limit: int | None = Field(default=None, ge=10)  # a few images for each split at the least
     download: bool = False
     strict: bool = False
+    augment: Literal["auto", "none", "digits", "natural"] = "auto"  # training batches only; see caekit.data.augment
+
+    def split_options(self) -> dict[str, Any]:
+        """The fields that say which images make the splits (what ``make_splits`` takes)."""
+        return self.model_dump(exclude={"augment"})
 
 
 class ObjectiveConfig(StrictModel):

@@ -205,7 +205,7 @@ def run_splits(run: str | Path | RunFolder) -> Splits:
                         "images to use")
     seed = recorded["seed"] if recorded else _seed_from_run_folder(checkpoint_file(path))
     data = DataConfig.model_validate((recorded or {}).get("data") or meta.get("data") or {})
-    return make_splits(seed=seed, **data.model_dump())
+    return make_splits(seed=seed, **data.split_options())
 
 
 def _seed_from_run_folder(checkpoint: Path) -> int:

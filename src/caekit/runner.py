@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from caekit import viz
 from caekit.checkpoint import model_meta, read_checkpoint, read_meta, restore
 from caekit.config import DataConfig, OptimConfig, RunConfig, TrainConfig, dump_config, load_config
+from caekit.data.augment import batch_augmenter
+from caekit.data.augment import resolve as resolve_augment
 from caekit.data.imageset import ImageSet
 from caekit.data.splits import Splits, make_splits
 from caekit.device import resolve_device
@@ -70,9 +72,10 @@ def model_arguments(name: str, args: dict[str, Any], image_shape: tuple[int, int
 
 
 def engine_for(model: nn.Module, objective: Objective, train: TrainConfig, optim: OptimConfig, run: RunFolder | None = None,
-               meta: dict[str, Any] | None = None, on_epoch_end: EpochHook | None = None) -> Engine:
+               meta: dict[str, Any] | None = None, on_epoch_end: EpochHook | None = None,
+               augment: Callable[[Tensor], Tensor] | None = None) -> Engine:
     """The engine for one model; the only place in caekit that constructs one."""
-    return Engine(model, objective, train, optim, run, meta, on_epoch_end)
+    return Engine(model, objective, train, optim, run, meta, on_epoch_end, augment)
 
 
 @dataclass
@@ -125,7 +128,7 @@ def train_run(cfg: RunConfig, splits: Splits | None = None, resume: str | Path |
     """
     distributed.setup(resolve_device(cfg.train.device).type)
     if splits is None:
-        splits = make_splits(seed=cfg.train.seed, **cfg.data.model_dump())
+        splits = make_splits(seed=cfg.train.seed, **cfg.data.split_options())
         remake = (cfg.data, cfg.train.seed)
     args = model_arguments(cfg.model.name, cfg.model.args, splits.train.shape, len(splits.train.classes))
     if resume is not None and RunFolder.existing(resume).checkpoint("last").is_file():
@@ -146,7 +149,8 @@ def train_run(cfg: RunConfig, splits: Splits | None = None, resume: str | Path |
                       splits.train.shape)
     meta["provenance"]["device"] = str(resolve_device(cfg.train.device))
     meta["splits"] = {"data": remake[0].model_dump(), "seed": remake[1]} if remake else None  # how inference finds its test images
-    engine = engine_for(model, objective, cfg.train, cfg.optim, run, meta, on_epoch_end)
+    augment = batch_augmenter(cfg.data.augment, cfg.objective.name, splits.train.shape)
+    engine = engine_for(model, objective, cfg.train, cfg.optim, run, meta, on_epoch_end, augment)
     if main and cfg.train.verbose:
         print(describe_run(cfg, model, splits, run, engine.device), flush=True)
     start = time.perf_counter()
@@ -172,7 +176,7 @@ def describe_run(cfg: RunConfig, model: nn.Module, splits: Splits, run: RunFolde
     c, h, w = splits.train.shape
     parameters = sum(p.numel() for p in model.parameters())
     lines = [f"model  {cfg.model.name}: {parameters:,} parameters" + _code_size(model, splits.train.shape),
-             f"data   {splits.describe()}",
+             f"data   {splits.describe()}; augmentation {resolve_augment(cfg.data.augment, cfg.objective.name, c)}",
              f"device {device.type}" + (f", {torch.get_num_threads()} threads" if device.type == "cpu" else f" ({torch.cuda.get_device_name(device)})"),
              f"run    {run.path if run is not None else '(no run folder)'}"]
     preset = PRESETS.get(cfg.model.name)

@@ -64,9 +64,11 @@ def format_row(row: dict[str, float], epochs: int) -> str:
 class Engine:
     def __init__(self, model: nn.Module, objective: Objective, train: TrainConfig, optim: OptimConfig,
                  run: RunFolder | None = None, meta: dict[str, Any] | None = None,
-                 on_epoch_end: Callable[[int, dict[str, float]], None] | None = None) -> None:
+                 on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+                 augment: Callable[[Tensor], Tensor] | None = None) -> None:
         self.config, self.objective, self.run, self.meta = train, objective, run, dict(meta or {})
         self.on_epoch_end = on_epoch_end
+        self.augment = augment  # uint8 training batches in, uint8 out (caekit.data.augment)
         self.device = resolve_device(train.device)
         self.dist = distributed.setup(self.device.type)
         if self.device.type == "cuda" and self.dist.enabled:
@@ -142,6 +144,8 @@ class Engine:
         bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="batch", leave=False,
                    disable=not (self.config.progress and self.dist.is_main and sys.stderr.isatty()), dynamic_ncols=True)
         for i, batch in enumerate(batches):
+            if self.augment is not None:
+                batch = {**batch, "image": self.augment(batch["image"])}
             batch = self.to_device(batch)
             with self.autocast():
                 metrics = self.objective.train_step(self.net, batch, self._step)

@@ -28,7 +28,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import yaml
@@ -93,6 +93,7 @@ class EntryConfig(StrictModel):
     label: str
     model: ModelConfig
     pretrained: str | None = None  # a key of ``pretrain``: its run folder becomes the model's ``pretrained`` argument
+    augment: Literal["auto", "none", "digits", "natural"] | None = None  # overrides data.augment for this row
     objective: dict[str, Any] = Field(default_factory=dict)
     optim: dict[str, Any] = Field(default_factory=dict)
     train: dict[str, Any] = Field(default_factory=dict)
@@ -180,7 +181,7 @@ def full_and_test(cfg: CompareConfig) -> tuple[DataConfig, int]:
 def load_data(cfg: CompareConfig) -> Splits:
     """Full training set and test split, fixed by ``split_seed`` (no validation part: each sample carves its own)."""
     data, seed = full_and_test(cfg)
-    splits = make_splits(seed=seed, **data.model_dump())
+    splits = make_splits(seed=seed, **data.split_options())
     assert splits.test is not None  # make_splits always has a test split
     if cfg.test_limit and cfg.test_limit < len(splits.test):
         splits.test = split(splits.test, 1 - cfg.test_limit / len(splits.test), cfg.split_seed)[0]
@@ -248,7 +249,8 @@ def run_compare(config: CompareConfig | str | Path | dict[str, Any], overrides: 
             optim_cfg = _merged(cfg.optim, entry.optim, OptimConfig, f"{entry.label}: optim")
             objective_cfg = ObjectiveConfig(name=entry.objective.get("name", cfg.objective.name),
                                             args={**cfg.objective.args, **entry.objective.get("args", {})})
-            done = train_model(model_cfg, objective_cfg, train_cfg, optim_cfg, cfg.data, train, val, folder / "runs",
+            data_cfg = cfg.data.model_copy(update={"augment": entry.augment}) if entry.augment else cfg.data
+            done = train_model(model_cfg, objective_cfg, train_cfg, optim_cfg, data_cfg, train, val, folder / "runs",
                                f"{_slug(entry.label)}-seed{seed}", test, full_and_test(cfg))
             predicted, _ = classify(done.model, test)
             report = classification_report(test.labels.numpy(), predicted.numpy(), classes)
