@@ -50,3 +50,16 @@ def plankton_sample() -> Path:
 def mnist_root() -> Path:
     """A folder holding MNIST/raw (made by `make test` from shared/data/get_mnist.py)."""
     return _need(MNIST_ROOT / "MNIST" / "raw" / "train-images-idx3-ubyte", "MNIST").parents[2]
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """The command line as a user runs it: (exit status, stdout, stderr)."""
+    from caekit.cli import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err

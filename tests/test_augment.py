@@ -18,7 +18,7 @@ def test_auto_augments_classifiers_only_and_picks_by_channels() -> None:
     assert resolve("auto", "reconstruct", 1) == "none" and resolve("auto", "denoise", 3) == "none"
     assert resolve("auto", "classify", 1) == "digits" and resolve("auto", "classify", 3) == "natural"
     assert resolve("natural", "reconstruct", 1) == "natural"
-    with pytest.raises(ConfigError, match="unknown data.augment"):
+    with pytest.raises(ConfigError, match=r"unknown data\.augment"):
         resolve("heavy", "classify", 1)
 
 

@@ -10,17 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from caekit.cli import main
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from conftest import run_cli
 
 
 @pytest.mark.parametrize(("args", "message"), [

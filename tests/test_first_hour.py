@@ -11,19 +11,9 @@ import torch
 from PIL import Image
 
 import caekit
-from caekit.cli import main
+from conftest import run_cli
 
 TINY = {"model": {"name": "cae28"}, "data": {"name": "digits"}, "train": {"epochs": 1, "batch_size": 64, "progress": False}}
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

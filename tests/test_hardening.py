@@ -18,23 +18,13 @@ from safetensors.torch import save_file
 
 import caekit
 from caekit.checkpoint import META_KEY, read_checkpoint
-from caekit.cli import main
 from caekit.data.datasets import read_cifar_batches, read_image
 from caekit.errors import CheckpointError, ConfigError, DataError
 from caekit.runs import RunFolder
+from conftest import run_cli
 
 TINY = {"model": {"name": "cae28"}, "data": {"name": "digits"}, "train": {"epochs": 1, "batch_size": 64, "progress": False,
                                                                            "verbose": False}}
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line_error(code: int, err: str, words: str) -> bool:
