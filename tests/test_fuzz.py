@@ -130,3 +130,29 @@ def test_image_modes(mode: str, tmp_path: Path) -> None:
     source.save(path)
     image, why = read_image(path)
     assert image is not None and image.mode == "RGB" and np.asarray(image).max() > 100, (mode, why)
+
+
+CLI_KEYS = [k for k in KEYS if k not in ("train.epochs", "train.patience")]  # a valid huge epoch count would just train
+
+
+@settings(max_examples=int(os.environ.get("CAEKIT_FUZZ_CLI_EXAMPLES", "30")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(key=st.sampled_from(CLI_KEYS), value=YAML_SCALARS)
+def test_set_values_through_the_command_line(key: str, value: object, capsys: pytest.CaptureFixture[str]) -> None:
+    """Exit 0 or 2, one line on stderr when 2, no traceback, nothing written outside the runs folder, no file changed."""
+    import tempfile
+
+    from conftest import run_cli
+
+    text = value if isinstance(value, str) else json.dumps(value)
+    work = Path(tempfile.mkdtemp(prefix="caekit-fuzz-"))
+    mine = work / "notes.yaml"
+    mine.write_text("my own file\n")
+    runs = work / "runs"
+    code, _, err = run_cli(["train", "--runs-dir", str(runs), "--no-progress", "--set", "data.limit=40", "--set", "data.image_size=8",
+                            "--set", "train.epochs=1", "--set", "train.verbose=false", "--set", f"{key}={text}"], capsys)
+    assert code in (0, 2), err
+    if code == 2:
+        assert len(err.strip().splitlines()) == 1 and err.startswith("caekit: error:"), err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in work.iterdir()) in (["notes.yaml"], ["notes.yaml", "runs"]) and mine.read_text() == "my own file\n"

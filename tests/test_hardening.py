@@ -45,6 +45,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ("optim.betas=[2,5]", "betas lie in [0, 1)"), ("train.device=tpu", "device is auto, cpu"),
     ("train.seed=99999999999999999999999", "train.seed"), ("data.limit=1", "data.limit"),
     ("data.image_size=100000", "data.image_size"), ("train.epochs=true", "yes/no value"),
+    ("data.image_size=4096", "would need"), ("train.epochs=10000000", "train.epochs"),
+    ("optim.lr=3.4e37", "optim.lr"),  # found by the fuzz test through the CLI: it overflowed inside torch's optimiser
 ])
 def test_bad_set_values_are_one_line(value: str, words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["train", "--runs-dir", str(tmp_path), "--set", value], capsys)
@@ -318,3 +320,100 @@ def test_a_damaged_or_unwritable_cache_costs_a_decode_and_nothing_else(tmp_path:
     with pytest.warns(UserWarning, match="could not cache"):
         uncached = load_dataset("folder", root=root)
     assert torch.equal(first.images, uncached.images)
+
+
+def test_broken_links_and_other_files_are_counted_not_silently_ignored(tmp_path: Path) -> None:
+    from caekit.data.datasets import load_dataset
+
+    root = tmp_path / "imgs"
+    for label in ("a", "b"):
+        (root / label).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((6, 6), 40 * i, np.uint8)).save(root / label / f"{i}.png")
+    (root / "a" / "notes.txt").write_text("not an image")
+    (root / "b" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    with pytest.warns(UserWarning, match=r"ignored 1 broken links, 1 files with another extension"):
+        data = load_dataset("folder", root=root)
+    assert len(data) == 6
+
+
+def test_folders_are_fitted_image_by_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most one full-size image per decoding thread is alive at a time (100 photos of 2000x2000 took 2.2 GB)."""
+    from caekit.data import datasets
+
+    root = tmp_path / "imgs"
+    for label in ("a", "b"):
+        (root / label).mkdir(parents=True)
+        for i in range(20):
+            Image.fromarray(np.full((300, 200), 10 * i, np.uint8)).save(root / label / f"{i}.png")
+    alive, peak = [0], [0]
+    real_read, real_fit = datasets.read_image, datasets.fit_square
+
+    def counting_read(path):
+        alive[0] += 1
+        peak[0] = max(peak[0], alive[0])
+        return real_read(path)
+
+    def counting_fit(img, fit, size):
+        out = real_fit(img, fit, size)
+        alive[0] -= 1
+        return out
+
+    monkeypatch.setattr(datasets, "read_image", counting_read)
+    monkeypatch.setattr(datasets, "fit_square", counting_fit)
+    data = datasets.load_dataset("folder", root=root, image_size=16)
+    assert len(data) == 40 and data.shape == (1, 16, 16)
+    assert peak[0] <= max(2, os.cpu_count() or 2)  # the thread pool's size, not the 40 images
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 1 MB tmpfs (root on Linux), unmounted afterwards; the test skips, saying why, where none can be mounted."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip() or 'mount failed'})")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_full_disk_is_one_line_and_keeps_what_was_written(small_disk: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(["train", "--model", "cae28", "--dataset", "digits", "--epochs", "30", "--runs-dir", str(small_disk),
+                            "--name", "full", "--no-progress"], capsys)
+    assert one_line_error(code, err, "No space left on device"), err
+    run = small_disk / "full"
+    assert (run / "config.yaml").is_file() and not list(run.rglob("*.tmp"))  # no half-written file stays behind
+    last = run / "checkpoints" / "last.safetensors"
+    if last.is_file():  # the last complete checkpoint still loads, and metrics.csv is not ahead of it
+        _, meta = read_checkpoint(last)
+        assert len(RunFolder(run).read_metrics()) <= meta["train_state"]["epoch"]
+
+
+def test_a_run_killed_at_random_moments_resumes_to_a_readable_checkpoint(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "caekit", "train", "--model", "cae28", "--dataset", "digits", "--epochs", "6",
+               "--runs-dir", str(tmp_path), "--name", "killed", "--no-progress", "--set", "train.batch_size=16"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    last = tmp_path / "killed" / "checkpoints" / "last.safetensors"
+    for delay in (0.3, 0.9, 1.7):
+        process = subprocess.Popen(command if not last.is_file() else [*command, "--resume", str(tmp_path / "killed")], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while not last.is_file() and time.time() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        if last.is_file():
+            read_checkpoint(last)  # whole after every kill: the write is atomic
+    done = subprocess.run([*command, "--resume", str(tmp_path / "killed")], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    _, meta = read_checkpoint(last)
+    assert meta["train_state"]["epoch"] == 6 and not list((tmp_path / "killed").rglob("*.tmp"))

@@ -10,8 +10,10 @@ of models, data or training.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -109,7 +111,11 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any],
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata={META_KEY: text})
+        try:
+            save_file(tensors, tmp, metadata={META_KEY: text})
+        except SafetensorError as exc:  # its I/O errors (a full disk) are OS errors to the user: one line, not a bug
+            code = int(m.group(1)) if (m := re.search(r"os error (\d+)", str(exc))) else errno.EIO
+            raise OSError(code, os.strerror(code), str(path)) from exc
         publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -77,9 +77,9 @@ class OptimConfig(StrictModel):
     weight decay), else the lecture's: Adam, lr 1e-3, betas (0.9, 0.999), weight decay 5e-4. A value given always wins."""
 
     name: Literal["adam", "sgd"] = "adam"
-    lr: PositiveFloat | None = None
+    lr: float | None = Field(default=None, gt=0, le=10)  # above 10 no optimiser converges, and torch's float32 steps overflow
     betas: tuple[float, float] | None = None
-    weight_decay: float | None = Field(default=None, ge=0)
+    weight_decay: float | None = Field(default=None, ge=0, le=10)
     momentum: float = Field(default=0.9, ge=0, lt=1)
 
     @field_validator("betas")
@@ -105,12 +105,12 @@ def _check_device(device: str) -> str:
 
 
 class TrainConfig(StrictModel):
-    epochs: PositiveInt = 10
+    epochs: int = Field(default=10, ge=1, le=1_000_000)
     batch_size: PositiveInt = 64
     seed: int = Field(default=0, ge=0, lt=2**31)
     scheduler: Literal["none", "cosine", "step", "plateau"] = "none"
     step_size: PositiveInt = 10
-    gamma: PositiveFloat = 0.1
+    gamma: float = Field(default=0.1, gt=0, le=10)  # the step and plateau schedules multiply the rate by it
     patience: PositiveInt | None = None
     grad_clip: PositiveFloat | None = None
     device: Annotated[str, AfterValidator(_check_device)] = "auto"  # auto, cpu, mps, cuda or cuda:N

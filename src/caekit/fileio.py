@@ -14,6 +14,14 @@ def cache_root() -> Path:
     return Path(os.environ.get("CAEKIT_CACHE", Path.home() / ".cache" / "caekit"))
 
 
+def physical_memory() -> int:
+    """Bytes of RAM (a large default where the platform does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 2**40
+
+
 @functools.cache
 def _file_mode() -> int:
     """0o666 less the umask: what ``open()`` would give a new file (``mkstemp`` gives 0o600)."""

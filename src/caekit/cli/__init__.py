@@ -33,9 +33,13 @@ for _module in COMMAND_MODULES:
         cli.add_command(_command)
 
 
+def one_line(text: str) -> str:
+    """``text`` as one printable line: what a user typed can hold control characters or line separators."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in " ".join(text.split(" ")).replace("\n", " "))
+
+
 def _one_line(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
-    text = " ".join(str(message).split())
-    click.echo(f"caekit: warning: {text}", err=True)
+    click.echo(f"caekit: warning: {one_line(' '.join(str(message).split()))}", err=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,26 +53,26 @@ def main(argv: list[str] | None = None) -> None:
             warnings.showwarning = _one_line
             cli.main(args=argv, prog_name="caekit", standalone_mode=False)
     except CaekitError as exc:
-        click.echo(f"caekit: error: {exc}", err=True)
+        click.echo(f"caekit: error: {one_line(str(exc))}", err=True)
         sys.exit(2)
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("caekit: interrupted; the last checkpoint is kept (continue with --resume RUN)", err=True)
         sys.exit(130)
     except click.UsageError as exc:
         where = f" (see: {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
-        click.echo(f"caekit: error: {exc.format_message()}{where}", err=True)
+        click.echo(f"caekit: error: {one_line(exc.format_message())}{where}", err=True)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        click.echo(f"caekit: error: {exc.format_message()}", err=True)
+        click.echo(f"caekit: error: {one_line(exc.format_message())}", err=True)
         sys.exit(exc.exit_code)
     except OSError as exc:  # the user's disk, folders and permissions: a full disk, a read-only runs folder
         where = f" '{exc.filename}'" if exc.filename else ""
-        click.echo(f"caekit: error: {exc.strerror or exc}{where}; free space, fix the permissions or choose another folder "
+        click.echo(f"caekit: error: {one_line(str(exc.strerror or exc))}{one_line(where)}; free space, fix the permissions or choose another folder "
                    "(nothing that was written before is lost)", err=True)
         sys.exit(2)
     except Exception as exc:  # a bug: one line here, the whole traceback in a log file for the report
         log = _log_traceback()
-        click.echo(f"caekit: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}; the traceback is in "
+        click.echo(f"caekit: internal error: {type(exc).__name__}: {one_line(' '.join(str(exc).split()))[:300]}; the traceback is in "
                    f"{log} (please report it)", err=True)
         sys.exit(1)
     finally:

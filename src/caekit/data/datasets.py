@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from caekit.data.imageset import ImageSet
 from caekit.errors import DataError
-from caekit.fileio import atomic_write_text, cache_root, publish
+from caekit.fileio import atomic_write_text, cache_root, physical_memory, publish
 from caekit.registry import Registry
 
 Loader = Callable[..., ImageSet | None]
@@ -61,9 +61,20 @@ def load_dataset(name: str, split: str = "train", root: str | Path | None = None
     return conform(data, image_size, channels)
 
 
+def check_fits(count: int, channels: int, size: int, what: str, bytes_per_value: int = 1) -> None:
+    """Refuse, before allocating, a set of ``count`` images of ``channels`` x ``size`` x ``size`` that would take more than
+    half of this machine's memory."""
+    need = count * channels * size * size * bytes_per_value
+    if need > physical_memory() // 2:
+        raise DataError(f"{what}: {count:,} images of {channels}x{size}x{size} would need {need / 2**30:,.1f} GB, more than half of "
+                        f"this machine's {physical_memory() / 2**30:,.0f} GB; choose a smaller data.image_size or data.limit")
+
+
 def conform(data: ImageSet, image_size: int | None, channels: int | None) -> ImageSet:
     """Resize (antialiased bilinear) and convert channels (grey <-> RGB) of a whole set at once."""
     images = data.images
+    if image_size is not None and image_size != images.shape[-1]:  # the float copies of the resize: 4 bytes a value, twice
+        check_fits(len(images), max(images.shape[1], channels or 0), image_size, data.name, bytes_per_value=9)
     if channels is not None and channels != images.shape[1]:
         if channels == 3 and images.shape[1] == 1:
             images = images.expand(-1, 3, -1, -1).contiguous()
@@ -222,11 +233,25 @@ def folder(root: Path | None = None, split: str = "train", image_size: int | Non
     if not classes:
         raise DataError(f"'{root}' has no class folders: put images under {root}/<class-name>/")
     files: list[tuple[Path, int]] = []
+    ignored = {"broken links": 0, "files with another extension": 0}
     for label, name in enumerate(classes):
-        found = sorted(p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        found = []
+        for path in sorted((root / name).rglob("*")):
+            if path.is_symlink() and not path.exists():
+                ignored["broken links"] += 1
+            elif path.is_file() and not path.name.startswith("."):
+                if path.suffix.lower() in IMAGE_EXTENSIONS:
+                    found.append(path)
+                else:
+                    ignored["files with another extension"] += 1
         if not found:
             raise DataError(f"class folder '{root / name}' holds no images ({', '.join(IMAGE_EXTENSIONS)})")
         files += [(p, label) for p in found]
+    if image_size is not None:
+        check_fits(len(files), 3, image_size, str(root))
+    if any(ignored.values()):
+        counts = ", ".join(f"{n} {what}" for what, n in ignored.items() if n)
+        warnings.warn(f"'{root}': ignored {counts} (images are {', '.join(IMAGE_EXTENSIONS)})", stacklevel=2)
     return _decode_folder(root, classes, files, image_size, channels, fit, strict, cache)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -14,6 +13,7 @@ from torch import Tensor, nn
 
 from caekit.checkpoint import FORMAT, META_KEY, checkpoint_file, mismatch, model_state, read_checkpoint, restore
 from caekit.errors import CaekitError, CheckpointError
+from caekit.fileio import physical_memory
 from caekit.models.registry import create_model
 
 Policy = Literal["exact", "subset", "fitting"]
@@ -52,14 +52,6 @@ def create_checked(name: str, args: dict[str, Any], source: str) -> nn.Module:
         raise CheckpointError(f"{source}: model '{name}' would need {size / 2**30:,.1f} GB for its parameters, more than half of "
                               f"this machine's {physical_memory() / 2**30:,.0f} GB")
     return create_model(name, **args)
-
-
-def physical_memory() -> int:
-    """Bytes of RAM (a large default where the platform does not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 2**40
 
 
 def state_dict_file(path: str | Path) -> dict[str, Tensor]:
@@ -102,4 +94,4 @@ def load_weights(model: nn.Module, source: str | Path, policy: Policy = "exact")
     return model
 
 
-__all__ = ["create_checked", "load_trained", "load_weights", "physical_memory", "state_dict_file"]
+__all__ = ["create_checked", "load_trained", "load_weights", "state_dict_file"]
