@@ -35,7 +35,7 @@ for _module in COMMAND_MODULES:
 
 def one_line(text: str) -> str:
     """``text`` as one printable line: what a user typed can hold control characters or line separators."""
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in " ".join(text.split(" ")).replace("\n", " "))
+    return "".join(c if c.isprintable() else " " if c in "\n\t" else repr(c)[1:-1] for c in text)
 
 
 def _one_line(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
@@ -44,9 +44,8 @@ def _one_line(message: Warning | str, category: type[Warning], filename: str, li
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning user errors into one line and exit status 2."""
-    previous_tuning, previous_show = os.environ.get(CPU_TUNING), warnings.showwarning
+    previous_tuning = os.environ.get(CPU_TUNING)
     os.environ.setdefault(CPU_TUNING, "1")  # also for the processes a command starts (search trials, DDP ranks)
-    warnings.showwarning = _one_line
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*TypedStorage is deprecated.*")
@@ -76,7 +75,6 @@ def main(argv: list[str] | None = None) -> None:
                    f"{log} (please report it)", err=True)
         sys.exit(1)
     finally:
-        warnings.showwarning = previous_show
         if previous_tuning is None:
             os.environ.pop(CPU_TUNING, None)
         else:
