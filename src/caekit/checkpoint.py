@@ -134,8 +134,8 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} in checkpoint metadata")
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """All tensors (on CPU) and the metadata of a checkpoint (or a run folder's best); refuses anything not safetensors."""
+def _read(path: str | Path, with_tensors: bool) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """The checks and the header parsing that ``read_checkpoint`` and ``read_meta`` share."""
     path = checkpoint_file(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint '{path}' does not exist")
@@ -144,7 +144,8 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             header = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
+            names = f.keys() if with_tensors else []  # safe_open is not iterable
+            tensors = {key: f.get_tensor(key) for key in names}
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"'{path}' is not a readable safetensors checkpoint ({exc})") from None
     if META_KEY not in header:
@@ -158,21 +159,14 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]
     return tensors, meta
 
 
+def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """All tensors (on CPU) and the metadata of a checkpoint (or a run folder's best); refuses anything not safetensors."""
+    return _read(path, with_tensors=True)
+
+
 def read_meta(path: str | Path) -> dict[str, Any]:
     """A checkpoint's metadata alone, without reading its tensors."""
-    path = checkpoint_file(path)
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            header = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"'{path}' is not a readable safetensors checkpoint ({exc})") from None
-    try:
-        meta = json.loads(header[META_KEY])
-    except (KeyError, json.JSONDecodeError):
-        raise CheckpointError(f"'{path}' has no readable caekit metadata") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"'{path}': its caekit metadata is not a mapping; the file is damaged")
-    return meta
+    return _read(path, with_tensors=False)[1]
 
 
 def model_state(tensors: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from caekit.checkpoint import checkpoint_file, read_checkpoint
+from caekit.checkpoint import checkpoint_file, read_meta
 from caekit.config import DataConfig, load_config
 from caekit.data.datasets import fit_square, load_dataset, read_image
 from caekit.data.imageset import ImageSet, to_unit
@@ -198,7 +198,7 @@ def run_splits(run: str | Path | RunFolder) -> Splits:
     images cannot be told apart again from their settings.
     """
     path = run.path if isinstance(run, RunFolder) else Path(run)
-    _, meta = read_checkpoint(path)
+    meta = read_meta(path)
     recorded = meta.get("splits")
     if recorded is None and "splits" in meta:
         raise DataError(f"'{path}' was trained on splits made in memory (e.g. by compare); give --dataset to name the "

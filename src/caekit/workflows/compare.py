@@ -35,7 +35,7 @@ import yaml
 from pydantic import BaseModel, Field, model_validator
 from torch import nn
 
-from caekit.checkpoint import read_checkpoint
+from caekit.checkpoint import read_meta
 from caekit.config import (
     DataConfig,
     ModelConfig,
@@ -283,7 +283,7 @@ def classify_run(run: str | Path, mode: str = "linear", per_class: int | None = 
     inside the autoencoder's run folder)."""
     from caekit.inference import output_folder
 
-    _, meta = read_checkpoint(run)
+    meta = read_meta(run)
     data_meta = dict(meta.get("data") or {})
     if dataset:
         data_meta = {"name": dataset, "root": data_root}
