@@ -141,14 +141,6 @@ def read_images(paths: Sequence[str | Path], shape: Sequence[int], fit: str = "p
     return torch.from_numpy(np.stack(arrays)).contiguous()
 
 
-def image_size(path: str | Path) -> tuple[int, int]:
-    """Width and height of an image file, read from its header."""
-    from PIL import Image
-
-    with Image.open(path) as img:
-        return img.size
-
-
 def unfit(image: Tensor, fit: str, size: tuple[int, int]) -> Tensor:
     """Undo ``fit_square`` for a float [C, S, S] output: back to the input's ``size`` (width, height). ``pad``: the
     padding is cut off again; ``stretch``: resized; ``crop``: the centred square the model saw, at its own size."""
@@ -235,4 +227,4 @@ def dataset_split(model_path: str | Path, meta: dict[str, Any], split: str = "te
     return data
 
 
-__all__ = ["classify", "dataset_split", "encode", "image_size", "load", "output_folder", "predict", "read_file", "read_images", "reconstruct", "run_splits", "sample", "save_png", "segment", "to_uint8", "unfit", "upscale"]
+__all__ = ["classify", "dataset_split", "encode", "load", "output_folder", "predict", "read_file", "read_images", "reconstruct", "run_splits", "sample", "save_png", "segment", "to_uint8", "unfit", "upscale"]

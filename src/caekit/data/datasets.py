@@ -336,7 +336,7 @@ def _decode_folder(root: Path, classes: list[str], files: list[tuple[Path, int]]
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
         # the size first, from the headers; then each image is fitted as soon as it is decoded, so memory holds the
         # small images and only as many full-size ones as there are threads (100 photos of 2000x2000: 2.4 GB before)
-        size = image_size or min(64, max([max(wh) for wh in pool.map(lambda item: _header_size(item[0]), files) if wh] or [1]))
+        size = image_size or min(64, max([max(wh) for wh in pool.map(lambda item: header_size(item[0]), files) if wh] or [1]))
         decoded = list(pool.map(lambda item: _decode_fitted(item[0], fit, size), files))
     skipped = [(str(path), why) for (path, _), (img, why) in zip(files, decoded) if img is None]
     if skipped and strict:
@@ -379,7 +379,7 @@ def _write_cache(cached: Path, root: Path, skipped: list[tuple[str, str]], image
         raise
 
 
-def _header_size(path: Path) -> tuple[int, int] | None:
+def header_size(path: Path) -> tuple[int, int] | None:
     """Width and height from an image file's header (nothing is decoded); None for a file that is no image."""
     try:
         with warnings.catch_warnings():

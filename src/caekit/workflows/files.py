@@ -19,7 +19,7 @@ from torch import Tensor
 
 from caekit import inference, viz
 from caekit.data.canvas import read_mask
-from caekit.data.datasets import IMAGE_EXTENSIONS
+from caekit.data.datasets import IMAGE_EXTENSIONS, header_size
 from caekit.data.imageset import to_unit
 from caekit.data.noise import Corruption, seeded
 from caekit.errors import CheckpointError, ConfigError, DataError
@@ -87,7 +87,7 @@ def reconstruct_files(images: Sequence[str | Path], run: str | Path, out: str | 
     outputs = inference.reconstruct(model, originals)
     folder.mkdir(parents=True, exist_ok=True)
     fit = (meta.get("data") or {}).get("fit", "pad")
-    written = [inference.save_png(inference.unfit(image, fit, inference.image_size(path)) if keep_size else image, target)
+    written = [inference.save_png(inference.unfit(image, fit, header_size(Path(path)) or tuple(image.shape[:0:-1])) if keep_size else image, target)
                for image, path, target in zip(outputs, images, targets)]
     return Written(written, "reconstructions", viz.reconstructions(to_unit(originals), outputs, targets[-1]), folder)
 
