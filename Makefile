@@ -26,6 +26,7 @@ test: setup data/MNIST/raw/train-images-idx3-ubyte
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy
 
 test-fast: setup

@@ -53,15 +53,23 @@ def training_rate(images: torch.Tensor, batch_size: int) -> float:
     torch.manual_seed(0)
     c, h, _ = images.shape[1:]
     model = create_model("cae", spec="cae32", input_shape=(c, h, h))
-    engine = engine_for(model, Reconstruct(), TrainConfig(batch_size=batch_size, epochs=1, progress=False, device="cpu", cpu_tuning=True), OptimConfig())
+    engine = engine_for(
+        model,
+        Reconstruct(),
+        TrainConfig(batch_size=batch_size, epochs=1, progress=False, device="cpu", cpu_tuning=True),
+        OptimConfig(),
+    )
     batches = Batches({"image": images, "label": torch.zeros(len(images), dtype=torch.long)}, batch_size)
     return engine.train_epoch(batches, 0)["images_per_s"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=os.environ.get("CAEKIT_SHARED_DATA", "../shared/data") + "/cifar10-sample/train",
-                        help="a folder of class folders of images")
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("CAEKIT_SHARED_DATA", "../shared/data") + "/cifar10-sample/train",
+        help="a folder of class folders of images",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader worker counts to try")
     parser.add_argument("--rounds", type=int, default=3)
@@ -92,8 +100,10 @@ def main() -> None:
     train = statistics.median(training_rate(images, args.batch_size) for _ in range(args.rounds))
 
     c, h, w = images.shape[1:]
-    print(f"{len(images)} images ({c}x{h}x{w}) from {root}, batch {args.batch_size}, median of {args.rounds} epochs; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores")
+    print(
+        f"{len(images)} images ({c}x{h}x{w}) from {root}, batch {args.batch_size}, median of {args.rounds} epochs; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores"
+    )
     print(f"caekit decodes the folder once: {cold:.1f} s cold, {warm:.2f} s from its cache\n")
     print("| pipeline | images/s | vs reference-CAE training step |")
     print("|---|---:|---:|")

@@ -31,7 +31,12 @@ DATASETS = {"cae32": ("cifar10", (3, 32, 32)), "cae28": ("mnist", (1, 28, 28))}
 
 
 def training_rate(model: torch.nn.Module, images: torch.Tensor, batch_size: int) -> float:
-    engine = engine_for(model, Reconstruct("mse"), TrainConfig(batch_size=batch_size, epochs=1, progress=False, device="cpu", cpu_tuning=True), OptimConfig())
+    engine = engine_for(
+        model,
+        Reconstruct("mse"),
+        TrainConfig(batch_size=batch_size, epochs=1, progress=False, device="cpu", cpu_tuning=True),
+        OptimConfig(),
+    )
     batches = Batches({"image": images, "label": torch.zeros(len(images), dtype=torch.long)}, batch_size)
     return engine.train_epoch(batches, 0)["images_per_s"]
 
@@ -89,8 +94,10 @@ def main() -> None:
         cl_rates.append(channels_last_rate(copy.deepcopy(reference).eval(), images, args.batch_size))
     train, encode, cl = statistics.median(train_rates), statistics.median(encode_rates), statistics.median(cl_rates)
 
-    print(f"{args.model}, {args.images} {source}, {args.rounds} alternating rounds, median of each; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}\n")
+    print(
+        f"{args.model}, {args.images} {source}, {args.rounds} alternating rounds, median of each; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}\n"
+    )
     print("| step | batch | images/s | ms per image | vs training |")
     print("|---|---:|---:|---:|---:|")
     print(f"| training step (forward + backward + Adam) | {args.batch_size} | {train:.0f} | {1000 / train:.2f} | 1.00x |")

@@ -35,8 +35,14 @@ def main() -> None:
     model = None
     for sigma in (float(s) for s in args.sigmas.split(",")):
         if model is None or args.per_sigma:
-            overrides = {"name": f"denoise-sigma{sigma:g}" if args.per_sigma else "denoise-blind", "runs_dir": args.runs_dir,
-                         "data.root": args.root, "data.limit": args.limit, "train.epochs": args.epochs, "train.progress": False}
+            overrides = {
+                "name": f"denoise-sigma{sigma:g}" if args.per_sigma else "denoise-blind",
+                "runs_dir": args.runs_dir,
+                "data.root": args.root,
+                "data.limit": args.limit,
+                "train.epochs": args.epochs,
+                "train.progress": False,
+            }
             if args.per_sigma:
                 overrides["objective.args.level"] = sigma
             model = train("configs/family-denoise.yaml", overrides=overrides).model.cpu()

@@ -40,36 +40,68 @@ def main() -> None:
     parser.add_argument("--score", nargs="+", metavar="RUN", help="judge the samples of trained runs instead of training one")
     parser.add_argument("--extra-layers", type=int, default=0, help="3x3 conv blocks added at the base size of G and D")
     parser.add_argument("--sngan", action="store_true", help="spectrally normalised D (no batch norm) and the hinge loss")
-    parser.add_argument("--projection", action="store_true",
-                        help="cdcgan: a projection discriminator instead of one-hot label planes beside D's input")
+    parser.add_argument(
+        "--projection",
+        action="store_true",
+        help="cdcgan: a projection discriminator instead of one-hot label planes beside D's input",
+    )
     parser.add_argument("--minibatch-std", action="store_true", help="a minibatch standard-deviation channel in D")
-    parser.add_argument("--g-conditioning", choices=["batchnorm", "embedding"], default="batchnorm",
-                        help="cdcgan: class-conditional batch norm in G (the default) or a label embedding beside z (before)")
+    parser.add_argument(
+        "--g-conditioning",
+        choices=["batchnorm", "embedding"],
+        default="batchnorm",
+        help="cdcgan: class-conditional batch norm in G (the default) or a label embedding beside z (before)",
+    )
     args = parser.parse_args()
     real = load_dataset("mnist", "train", root=args.root)
     test = load_dataset("mnist", "test", root=args.root)
     judge = train_classifier(labelled_sample(real, per_class=args.judge_per_class, seed=1), epochs=args.judge_epochs)
     judge_scores = classification_scores(judge, test, rare=[])
-    print(f"judge: {args.judge_per_class * 10} MNIST train images, {args.judge_epochs} epochs, test accuracy {judge_scores['accuracy']:.4f}")
+    print(
+        f"judge: {args.judge_per_class * 10} MNIST train images, {args.judge_epochs} epochs, test accuracy {judge_scores['accuracy']:.4f}"
+    )
     if args.score:
         for run in args.score:
             score(load(run)[0], judge, test, args.samples, run)
         return
-    tag = "".join([args.model, f"_w{args.width}" if args.width != 32 else "", "_ema" if args.ema_decay else "",
-                   "_sn" if args.sngan else "", f"_x{args.extra_layers}" if args.extra_layers else "",
-                   "_proj" if args.projection else "", "_mbstd" if args.minibatch_std else "",
-                   "_cbn" if args.model == "cdcgan" and args.g_conditioning == "batchnorm" else ""])
+    tag = "".join(
+        [
+            args.model,
+            f"_w{args.width}" if args.width != 32 else "",
+            "_ema" if args.ema_decay else "",
+            "_sn" if args.sngan else "",
+            f"_x{args.extra_layers}" if args.extra_layers else "",
+            "_proj" if args.projection else "",
+            "_mbstd" if args.minibatch_std else "",
+            "_cbn" if args.model == "cdcgan" and args.g_conditioning == "batchnorm" else "",
+        ]
+    )
     conditioning = {"model.args.d_conditioning": "projection"} if args.projection else {}
     conditioning |= {"model.args.d_minibatch_std": True} if args.minibatch_std else {}
     conditioning |= {"model.args.g_conditioning": args.g_conditioning} if args.model == "cdcgan" else {}
-    gan_loss = {"model.args.d_norm": "spectral", "objective.args.loss": "hinge", "objective.args.label_smoothing": 0.0} if args.sngan else {}
-    result = train("configs/family-dcgan.yaml", overrides={"runs_dir": args.runs_dir, "data.root": args.root, "data.limit": args.limit,
-                                                           "train.epochs": args.epochs, "train.progress": False,
-                                                           "model.name": args.model, "model.args.width": args.width,
-                                                           "model.args.latent_dim": args.latent_dim,
-                                                           "model.args.ema_decay": args.ema_decay, **gan_loss, **conditioning,
-                                                           "model.args.extra_layers": args.extra_layers,
-                                                           "name": f"{tag.replace('_', '-')}-mnist"})
+    gan_loss = (
+        {"model.args.d_norm": "spectral", "objective.args.loss": "hinge", "objective.args.label_smoothing": 0.0}
+        if args.sngan
+        else {}
+    )
+    result = train(
+        "configs/family-dcgan.yaml",
+        overrides={
+            "runs_dir": args.runs_dir,
+            "data.root": args.root,
+            "data.limit": args.limit,
+            "train.epochs": args.epochs,
+            "train.progress": False,
+            "model.name": args.model,
+            "model.args.width": args.width,
+            "model.args.latent_dim": args.latent_dim,
+            "model.args.ema_decay": args.ema_decay,
+            **gan_loss,
+            **conditioning,
+            "model.args.extra_layers": args.extra_layers,
+            "name": f"{tag.replace('_', '-')}-mnist",
+        },
+    )
     model = result.model.cpu()
     for picture in ("samples.png", "samples_per_epoch.png", "gan_curves.png"):
         shutil.copy(result.run.path / picture, OUT / f"{tag}_{picture}")
@@ -91,8 +123,10 @@ def score(model: torch.nn.Module, judge: torch.nn.Module, test, samples: int, na
     print("per-class sample counts:", cov.counts.tolist())
     print("per-class mean confidence:", [round(float(c), 3) for c in cov.confidence])
     if asked is not None:  # a generator that ignores z draws one image per class: spread 0
-        print(f"within-class spread (per-pixel std over the images of a class, mean over classes): samples "
-              f"{within_class_spread(images, asked):.3f}, real test images {within_class_spread(real.unit_images(), real.labels):.3f}")
+        print(
+            f"within-class spread (per-pixel std over the images of a class, mean over classes): samples "
+            f"{within_class_spread(images, asked):.3f}, real test images {within_class_spread(real.unit_images(), real.labels):.3f}"
+        )
 
 
 def within_class_spread(images: torch.Tensor, labels: torch.Tensor) -> float:

@@ -1,6 +1,6 @@
 """Greedy layer-wise stacked autoencoders on MNIST, their codes used by a logistic-regression classifier.
 
-    nice -n 10 .venv/bin/python benchmarks/family_stacked.py --limit 20000 --stage-epochs 4 --finetune-epochs 4
+nice -n 10 .venv/bin/python benchmarks/family_stacked.py --limit 20000 --stage-epochs 4 --finetune-epochs 4
 """
 
 from __future__ import annotations
@@ -19,8 +19,14 @@ from caekit.workflows.stacked import train_stacked
 
 OUT = Path(__file__).parent / "results" / "family"
 STACKS = {
-    "fc 784-256-64": [{"type": "fc", "units": 256, "activation": "sigmoid"}, {"type": "fc", "units": 64, "activation": "sigmoid"}],
-    "conv 16@/2-32@/2": [{"type": "conv", "filters": 16, "stride": 2, "batch_norm": True}, {"type": "conv", "filters": 32, "stride": 2, "batch_norm": True}],
+    "fc 784-256-64": [
+        {"type": "fc", "units": 256, "activation": "sigmoid"},
+        {"type": "fc", "units": 64, "activation": "sigmoid"},
+    ],
+    "conv 16@/2-32@/2": [
+        {"type": "conv", "filters": 16, "stride": 2, "batch_norm": True},
+        {"type": "conv", "filters": 32, "stride": 2, "batch_norm": True},
+    ],
 }
 
 
@@ -48,23 +54,54 @@ def main() -> None:
     train_set = labelled_sample(load_dataset("mnist", "train", root=args.root), per_class=args.probe_per_class, seed=3)
     test = load_dataset("mnist", "test", root=args.root).subset(list(range(args.test)))
     y_train, y_test = train_set.labels.numpy(), test.labels.numpy()
-    rows = [("raw pixels", 784, probe(train_set.images.flatten(1).float().numpy() / 255, y_train, test.images.flatten(1).float().numpy() / 255, y_test), "-")]
+    rows = [
+        (
+            "raw pixels",
+            784,
+            probe(
+                train_set.images.flatten(1).float().numpy() / 255, y_train, test.images.flatten(1).float().numpy() / 255, y_test
+            ),
+            "-",
+        )
+    ]
     for label in args.stacks.split(","):
         stages = STACKS[label]
         tag = "stacked-" + ("fc" if label.startswith("fc") else "conv")
-        result = train_stacked("configs/family-stacked.yaml", stages, stage_epochs=args.stage_epochs, finetune_epochs=args.finetune_epochs,
-                               overrides={"name": tag, "runs_dir": args.runs_dir, "data.root": args.root, "data.limit": args.limit,
-                                          "train.progress": False})
+        result = train_stacked(
+            "configs/family-stacked.yaml",
+            stages,
+            stage_epochs=args.stage_epochs,
+            finetune_epochs=args.finetune_epochs,
+            overrides={
+                "name": tag,
+                "runs_dir": args.runs_dir,
+                "data.root": args.root,
+                "data.limit": args.limit,
+                "train.progress": False,
+            },
+        )
         for i, run in enumerate(result.stage_runs):
             model, _ = load(run)
             # the stage-i model encodes through all stages; stages above i are still untrained, so probe stage i's own code
             codes = stage_codes(model, train_set, i + 1), stage_codes(model, test, i + 1)
-            rows.append((f"{label}: greedy, stage {i + 1} code", codes[0].shape[1], probe(codes[0], y_train, codes[1], y_test),
-                         f"{result.stage_tests[i]['loss']:.4f}"))
+            rows.append(
+                (
+                    f"{label}: greedy, stage {i + 1} code",
+                    codes[0].shape[1],
+                    probe(codes[0], y_train, codes[1], y_test),
+                    f"{result.stage_tests[i]['loss']:.4f}",
+                )
+            )
         model, _ = load(result.finetune_run)
         codes = encode(model, train_set), encode(model, test)
-        rows.append((f"{label}: greedy + fine-tuned stack", codes[0].shape[1], probe(codes[0], y_train, codes[1], y_test),
-                     f"{result.test['loss']:.4f} (pixel MSE)"))
+        rows.append(
+            (
+                f"{label}: greedy + fine-tuned stack",
+                codes[0].shape[1],
+                probe(codes[0], y_train, codes[1], y_test),
+                f"{result.test['loss']:.4f} (pixel MSE)",
+            )
+        )
         for i, run in enumerate(result.stage_runs):
             shutil.copy(run / "reconstructions.png", OUT / f"{tag}_stage{i + 1}_reconstructions.png")
         shutil.copy(result.finetune_run / "reconstructions.png", OUT / f"{tag}_finetuned_reconstructions.png")

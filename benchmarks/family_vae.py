@@ -32,8 +32,16 @@ def main() -> None:
     for config, tag in (("configs/family-vae.yaml", "vae16"), ("configs/family-vae2d.yaml", "vae2d")):
         if tag == "vae2d" and args.skip_2d:
             continue
-        result = train(config, overrides={"runs_dir": args.runs_dir, "data.root": args.root, "data.limit": args.limit,
-                                          "train.epochs": args.epochs, "train.progress": False})
+        result = train(
+            config,
+            overrides={
+                "runs_dir": args.runs_dir,
+                "data.root": args.root,
+                "data.limit": args.limit,
+                "train.epochs": args.epochs,
+                "train.progress": False,
+            },
+        )
         scores = elbo_and_nll(result.model.cpu(), test, k=args.k, binarisation="threshold")
         rows.append((tag, result.model.latent_dim, scores))
         for picture in ("prior_samples.png", "interpolation.png", "manifold.png", "samples_per_epoch.png", "curves.png"):

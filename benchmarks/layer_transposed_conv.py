@@ -19,9 +19,12 @@ from caekit.layers import ConvTranspose2d
 from caekit.training.cpu import tune
 
 # (in channels, out channels, kernel, stride, padding, input size, where it occurs)
-SHAPES = [(64, 3, 5, 1, 2, 32, "cae32's last layer"), (64, 1, 5, 1, 2, 28, "cae28's last layer"),
-          (32, 1, 4, 2, 1, 14, "MNIST DCGAN generator's and VAE decoder's last layer"),
-          (32, 3, 4, 2, 1, 16, "the same for 32x32 colour images")]
+SHAPES = [
+    (64, 3, 5, 1, 2, 32, "cae32's last layer"),
+    (64, 1, 5, 1, 2, 28, "cae28's last layer"),
+    (32, 1, 4, 2, 1, 14, "MNIST DCGAN generator's and VAE decoder's last layer"),
+    (32, 3, 4, 2, 1, 16, "the same for 32x32 colour images"),
+]
 
 
 def milliseconds(step, repeats: int = 5) -> float:
@@ -37,8 +40,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     tune()
-    print(f"batch {args.batch_size}, channels_last, {args.rounds} alternating rounds, median ms; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads\n")
+    print(
+        f"batch {args.batch_size}, channels_last, {args.rounds} alternating rounds, median ms; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads\n"
+    )
     print("| layer | where | PyTorch forward | caekit forward | speed-up | PyTorch fwd+bwd | caekit fwd+bwd | speed-up |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for cin, cout, kernel, stride, padding, size, where in SHAPES:
@@ -53,11 +58,15 @@ def main() -> None:
             for name, layer in (("theirs", theirs), ("ours", ours)):
                 with torch.no_grad():
                     times.setdefault(f"{name} forward", []).append(milliseconds(lambda layer=layer, x=x: layer(x)))
-                times.setdefault(f"{name} train", []).append(milliseconds(lambda layer=layer, x=x, grad=grad: layer(x).backward(grad)))
+                times.setdefault(f"{name} train", []).append(
+                    milliseconds(lambda layer=layer, x=x, grad=grad: layer(x).backward(grad))
+                )
         med = {key: statistics.median(values[1:]) for key, values in times.items()}
-        print(f"| {cin}->{cout}, {kernel}x{kernel}/{stride} p{padding}, {size}x{size} in | {where} | {med['theirs forward']:.2f} | "
-              f"{med['ours forward']:.2f} | {med['theirs forward'] / med['ours forward']:.2f}x | {med['theirs train']:.2f} | "
-              f"{med['ours train']:.2f} | {med['theirs train'] / med['ours train']:.2f}x |")
+        print(
+            f"| {cin}->{cout}, {kernel}x{kernel}/{stride} p{padding}, {size}x{size} in | {where} | {med['theirs forward']:.2f} | "
+            f"{med['ours forward']:.2f} | {med['theirs forward'] / med['ours forward']:.2f}x | {med['theirs train']:.2f} | "
+            f"{med['ours train']:.2f} | {med['theirs train'] / med['ours train']:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ DEFAULT_UPSAMPLE = {"segnet": "max", "unet": "transposed", "deconvnet": "max", "
 def run(name: str, args: argparse.Namespace, **model_args: object) -> dict[str, object]:
     name += args.tag
     config = {
-        "name": name, "runs_dir": args.runs_dir,
+        "name": name,
+        "runs_dir": args.runs_dir,
         "model": {"name": model_args.pop("model"), "args": {"width": args.width, "depth": args.depth, **model_args}},
         "data": {"name": "digit-canvas", "root": args.root, "image_size": args.size, "limit": args.limit, "val_fraction": 0.1},
         "objective": {"name": "segment", "args": {"dice": args.dice}},
@@ -41,23 +42,43 @@ def run(name: str, args: argparse.Namespace, **model_args: object) -> dict[str, 
     scores = evaluate_segmentation(result.model, test.images, test.extras["mask"], test.classes)
     with torch.inference_mode():
         preds = result.model(test.unit_images(0, 8)).argmax(1)
-    segmentation_overlays(test.unit_images(0, 8), preds, OUT / f"overlay-{name}.png", test.classes, test.extras["mask"][:8],
-                          title=f"{name}: mean IoU {scores.mean_iou:.3f}")
+    segmentation_overlays(
+        test.unit_images(0, 8),
+        preds,
+        OUT / f"overlay-{name}.png",
+        test.classes,
+        test.extras["mask"][:8],
+        title=f"{name}: mean IoU {scores.mean_iou:.3f}",
+    )
     params = sum(p.numel() for p in result.model.parameters())
-    row = {"name": name, "mean_iou": scores.mean_iou, "pixel_accuracy": scores.pixel_accuracy, "iou": scores.iou,
-           "params": params, "seconds": seconds, "train_images": len(result.splits.train), "epochs": len(result.history)}
+    row = {
+        "name": name,
+        "mean_iou": scores.mean_iou,
+        "pixel_accuracy": scores.pixel_accuracy,
+        "iou": scores.iou,
+        "params": params,
+        "seconds": seconds,
+        "train_images": len(result.splits.train),
+        "epochs": len(result.history),
+    }
     print(f"{name}: mean IoU {scores.mean_iou:.3f}, pixel accuracy {scores.pixel_accuracy:.3f}, {seconds:.0f} s", flush=True)
     return row
 
 
 def table(rows: list[dict[str, object]], title: str) -> str:
-    lines = [f"**{title}**", "", "| model | mean IoU | digit-class mean IoU | background IoU | pixel accuracy | params | train s |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"**{title}**",
+        "",
+        "| model | mean IoU | digit-class mean IoU | background IoU | pixel accuracy | params | train s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         iou = r["iou"]
         digits = [v for k, v in iou.items() if k != "background"]  # type: ignore[union-attr]
-        lines.append(f"| {r['name']} | {r['mean_iou']:.3f} | {sum(digits) / len(digits):.3f} | {iou['background']:.3f} | "  # type: ignore[index]
-                     f"{r['pixel_accuracy']:.3f} | {r['params']:,} | {r['seconds']:.0f} |")
+        lines.append(
+            f"| {r['name']} | {r['mean_iou']:.3f} | {sum(digits) / len(digits):.3f} | {iou['background']:.3f} | "  # type: ignore[index]
+            f"{r['pixel_accuracy']:.3f} | {r['params']:,} | {r['seconds']:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -97,8 +118,14 @@ def main() -> None:
                 rows.append(run(f"{args.kinds_model}-{kind}", args, model=args.kinds_model, upsample=kind))
         results["kinds"] = rows
         print(table(rows, f"Digit-canvas test split: {args.kinds_model} with four upsampling kinds"), flush=True)
-        iou_bars([(r["name"], r["iou"]) for r in rows], OUT / f"iou-kinds-{args.kinds_model}{args.tag}.png", "upsampling kinds: per-class IoU")
-        (OUT / f"segment-kinds-{args.kinds_model}{args.tag}.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
+        iou_bars(
+            [(r["name"], r["iou"]) for r in rows],
+            OUT / f"iou-kinds-{args.kinds_model}{args.tag}.png",
+            "upsampling kinds: per-class IoU",
+        )
+        (OUT / f"segment-kinds-{args.kinds_model}{args.tag}.json").write_text(
+            json.dumps({"args": vars(args), "rows": rows}, indent=1)
+        )
 
 
 if __name__ == "__main__":

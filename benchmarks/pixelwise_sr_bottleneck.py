@@ -18,8 +18,13 @@ from caekit.metrics import psnr
 from caekit.models import create_model
 from caekit.training.pixelwise import bicubic, downscale
 
-VARIANTS = [("segnet", {"depth": 2}), ("segnet", {"depth": 1}), ("deconvnet", {"depth": 1}), ("fcn", {"depth": 1}),
-            ("unet", {"depth": 2})]
+VARIANTS = [
+    ("segnet", {"depth": 2}),
+    ("segnet", {"depth": 1}),
+    ("deconvnet", {"depth": 1}),
+    ("fcn", {"depth": 1}),
+    ("unet", {"depth": 2}),
+]
 
 
 def main() -> None:
@@ -39,11 +44,13 @@ def main() -> None:
     for name, options in VARIANTS:
         torch.manual_seed(0)
         extra = {"upsample": "bilinear"} if name != "fcn" else {}
-        model = create_model(name, input_shape=(3, 32, 32), task="superres", scale=args.scale, width=args.width, **options, **extra)
+        model = create_model(
+            name, input_shape=(3, 32, 32), task="superres", scale=args.scale, width=args.width, **options, **extra
+        )
         optimizer = torch.optim.Adam(model.parameters(), 1e-3)
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
         for step in range(args.steps):
-            idx = order[(step * 32) % len(train):][:32]
+            idx = order[(step * 32) % len(train) :][:32]
             loss = (model(low_train[idx]) - high_train[idx]).abs().mean()
             optimizer.zero_grad()
             loss.backward()

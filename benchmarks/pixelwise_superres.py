@@ -28,9 +28,18 @@ MODELS = ("segnet", "unet", "deconvnet", "fcn")
 def run(model: str, scale: int, args: argparse.Namespace) -> dict[str, float]:
     name = f"sr-{args.dataset}-x{scale}-{model}"
     config = {
-        "name": name, "runs_dir": args.runs_dir,
-        "model": {"name": model, "args": {"task": "superres", "scale": scale, "width": args.width, "depth": args.depth,
-                                          **({"upsample": "bilinear"} if model != "fcn" else {})}},
+        "name": name,
+        "runs_dir": args.runs_dir,
+        "model": {
+            "name": model,
+            "args": {
+                "task": "superres",
+                "scale": scale,
+                "width": args.width,
+                "depth": args.depth,
+                **({"upsample": "bilinear"} if model != "fcn" else {}),
+            },
+        },
         "data": {"name": args.dataset, "root": args.root, "limit": args.limit, "val_fraction": 0.1},
         "objective": {"name": "superres", "args": {"loss": args.loss}},
         "optim": {"lr": args.lr, "weight_decay": 0.0},
@@ -43,12 +52,28 @@ def run(model: str, scale: int, args: argparse.Namespace) -> dict[str, float]:
     low, target = downscale(images, scale)
     with torch.inference_mode():
         outputs = result.model(low)
-    superres_rows(low, bicubic(low, scale), outputs, target, OUT / f"{name}.png",
-                  title=f"{model} x{scale}: PSNR {result.test['psnr']:.2f} dB vs bicubic {result.test['bicubic_psnr']:.2f} dB")
-    row = {"model": model, "scale": scale, **result.test, "seconds": seconds, "train_images": len(result.splits.train),
-           "test_images": len(result.splits.test), "epochs": len(result.history)}
-    print(f"{name}: PSNR {row['psnr']:.2f} (bicubic {row['bicubic_psnr']:.2f}), SSIM {row['ssim']:.4f} "
-          f"(bicubic {row['bicubic_ssim']:.4f}), {seconds:.0f} s", flush=True)
+    superres_rows(
+        low,
+        bicubic(low, scale),
+        outputs,
+        target,
+        OUT / f"{name}.png",
+        title=f"{model} x{scale}: PSNR {result.test['psnr']:.2f} dB vs bicubic {result.test['bicubic_psnr']:.2f} dB",
+    )
+    row = {
+        "model": model,
+        "scale": scale,
+        **result.test,
+        "seconds": seconds,
+        "train_images": len(result.splits.train),
+        "test_images": len(result.splits.test),
+        "epochs": len(result.history),
+    }
+    print(
+        f"{name}: PSNR {row['psnr']:.2f} (bicubic {row['bicubic_psnr']:.2f}), SSIM {row['ssim']:.4f} "
+        f"(bicubic {row['bicubic_ssim']:.4f}), {seconds:.0f} s",
+        flush=True,
+    )
     return row
 
 
@@ -58,12 +83,17 @@ def _verdict(gain: float, margin: float = 0.1) -> str:
 
 
 def table(rows: list[dict[str, float]], dataset: str) -> str:
-    lines = [f"**{dataset} test split, super-resolution**", "",
-             "| scale | model | PSNR dB | bicubic PSNR dB | gain dB | SSIM | bicubic SSIM | beats bicubic | train s |",
-             "|---|---|---:|---:|---:|---:|---:|---|---:|"]
+    lines = [
+        f"**{dataset} test split, super-resolution**",
+        "",
+        "| scale | model | PSNR dB | bicubic PSNR dB | gain dB | SSIM | bicubic SSIM | beats bicubic | train s |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|",
+    ]
     for r in rows:
-        lines.append(f"| x{r['scale']} | {r['model']} | {r['psnr']:.2f} | {r['bicubic_psnr']:.2f} | {r['psnr_gain']:+.2f} | "
-                     f"{r['ssim']:.4f} | {r['bicubic_ssim']:.4f} | {_verdict(r['psnr_gain'])} | {r['seconds']:.0f} |")
+        lines.append(
+            f"| x{r['scale']} | {r['model']} | {r['psnr']:.2f} | {r['bicubic_psnr']:.2f} | {r['psnr_gain']:+.2f} | "
+            f"{r['ssim']:.4f} | {r['bicubic_ssim']:.4f} | {_verdict(r['psnr_gain'])} | {r['seconds']:.0f} |"
+        )
     return "\n".join(lines)
 
 

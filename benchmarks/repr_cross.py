@@ -39,8 +39,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print("| autoencoder trained on | images from | in domain | PSNR (dB) | SSIM | probe accuracy | probe macro F1 |\n"
-          "|---|---|---|---|---|---|---|")
+    print(
+        "| autoencoder trained on | images from | in domain | PSNR (dB) | SSIM | probe accuracy | probe macro F1 |\n"
+        "|---|---|---|---|---|---|---|"
+    )
     pixels_done: set[tuple[str, tuple[int, ...]]] = set()
     for item in args.ae:
         trained_on, run = item.split("=", 1)
@@ -49,16 +51,27 @@ def main() -> None:
         for label, sample, test in _datasets(args.data, shape, args.images, args.per_class):
             if (label, shape) not in pixels_done:  # the probe on raw pixels of the same size: the floor to beat
                 pixels_done.add((label, shape))
-                raw = linear_probe(sample.unit_images().flatten(1).numpy(), sample.labels, test.unit_images().flatten(1).numpy(),
-                                   test.labels, test.classes)
-                print(f"| (raw pixels, {'x'.join(map(str, shape))}) | {label} ({len(test)} test images) | - | - | - | "
-                      f"{raw.accuracy:.3f} | {raw.macro['f1']:.3f} |", flush=True)
+                raw = linear_probe(
+                    sample.unit_images().flatten(1).numpy(),
+                    sample.labels,
+                    test.unit_images().flatten(1).numpy(),
+                    test.labels,
+                    test.classes,
+                )
+                print(
+                    f"| (raw pixels, {'x'.join(map(str, shape))}) | {label} ({len(test)} test images) | - | - | - | "
+                    f"{raw.accuracy:.3f} | {raw.macro['f1']:.3f} |",
+                    flush=True,
+                )
             originals = test.unit_images()
             outputs = reconstruct(model, test)
             probe = linear_probe(encode(model, sample), sample.labels, encode(model, test), test.labels, test.classes)
-            print(f"| {trained_on} ({'x'.join(map(str, shape))}) | {label} ({len(test)} test images) | "
-                  f"{'yes' if label == trained_on else 'no'} | {psnr(outputs, originals).mean():.2f} | "
-                  f"{ssim(outputs, originals).mean():.3f} | {probe.accuracy:.3f} | {probe.macro['f1']:.3f} |", flush=True)
+            print(
+                f"| {trained_on} ({'x'.join(map(str, shape))}) | {label} ({len(test)} test images) | "
+                f"{'yes' if label == trained_on else 'no'} | {psnr(outputs, originals).mean():.2f} | "
+                f"{ssim(outputs, originals).mean():.3f} | {probe.accuracy:.3f} | {probe.macro['f1']:.3f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

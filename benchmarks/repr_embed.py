@@ -36,12 +36,15 @@ def main() -> None:
     start = time.time()
     result = embed(model, test, args.out, max_points=args.points, thumbnails=30, progress=False)
     found = check_projector(Path(args.out) / "projector")
-    print(f"embedding of {len(result.codes)} {args.dataset} test images ({time.time() - start:.0f} s): "
-          f"projector {found['points']} x {found['dims']}, sprite {found['sprite']} of {found['thumb']} thumbnails")
+    print(
+        f"embedding of {len(result.codes)} {args.dataset} test images ({time.time() - start:.0f} s): "
+        f"projector {found['points']} x {found['dims']}, sprite {found['sprite']} of {found['thumb']} thumbnails"
+    )
     data = test if len(test) <= args.points else split(test, 1 - args.points / len(test), 0)[0]
     codes = encode(model, data)
-    rows = compare_clusterings(codes, data.images.numpy(), data.labels.numpy(), methods=("kmeans", "agglomerative"),
-                               max_points=None)
+    rows = compare_clusterings(
+        codes, data.images.numpy(), data.labels.numpy(), methods=("kmeans", "agglomerative"), max_points=None
+    )
     print(f"\n{args.dataset} test, {len(data)} images, k = {len(data.classes)}\n\n{rows_to_markdown(rows)}")
     if args.pictures:
         Path(args.pictures).mkdir(parents=True, exist_ok=True)

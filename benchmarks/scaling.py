@@ -27,10 +27,17 @@ def epoch_seconds(size: int, count: int, batch_size: int, repeats: int) -> float
     """Median seconds of a training epoch over ``count`` random uint8 3 x size x size images (after a warm-up epoch)."""
     torch.manual_seed(0)
     model = create_model("cae", spec=reference_cae(3, size, name=f"cae{size}"))
-    engine = engine_for(model, Reconstruct(), TrainConfig(batch_size=batch_size, epochs=1, progress=False, device="cpu", cpu_tuning=True), OptimConfig())
+    engine = engine_for(
+        model,
+        Reconstruct(),
+        TrainConfig(batch_size=batch_size, epochs=1, progress=False, device="cpu", cpu_tuning=True),
+        OptimConfig(),
+    )
     images = torch.randint(0, 256, (count, 3, size, size), dtype=torch.uint8)
     batches = Batches({"image": images, "label": torch.zeros(count, dtype=torch.long)}, batch_size)
-    engine.train_epoch(Batches({"image": images[: 2 * batch_size], "label": torch.zeros(2 * batch_size, dtype=torch.long)}, batch_size), 0)
+    engine.train_epoch(
+        Batches({"image": images[: 2 * batch_size], "label": torch.zeros(2 * batch_size, dtype=torch.long)}, batch_size), 0
+    )
     return statistics.median(engine.train_epoch(batches, e)["seconds"] for e in range(repeats))
 
 
@@ -46,8 +53,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    print(f"reference CAE, batch {args.batch_size}, random uint8 images, median of {args.repeats} epochs; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print(
+        f"reference CAE, batch {args.batch_size}, random uint8 images, median of {args.repeats} epochs; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads\n"
+    )
     print(f"Image size ({args.images_per_size} images of 3 x N x N):\n")
     print("| N | seconds per epoch | ms per image | ns per pixel | vs 32 x 32 per pixel |")
     print("|---:|---:|---:|---:|---:|")
@@ -57,7 +66,9 @@ def main() -> None:
         rows.append((size, seconds, seconds / args.images_per_size / (size * size) * 1e9))
     reference = next((r[2] for r in rows if r[0] == 32), rows[0][2])
     for size, seconds, per_pixel in rows:
-        print(f"| {size} | {seconds:.2f} | {seconds / args.images_per_size * 1000:.2f} | {per_pixel:.0f} | {per_pixel / reference:.2f}x |")
+        print(
+            f"| {size} | {seconds:.2f} | {seconds / args.images_per_size * 1000:.2f} | {per_pixel:.0f} | {per_pixel / reference:.2f}x |"
+        )
 
     print("\nDataset size (3 x 32 x 32):\n")
     print("| images | seconds per epoch | seconds per 1,000 images |")

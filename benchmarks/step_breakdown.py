@@ -41,8 +41,11 @@ def matmul_gflops(size: int = 1024) -> float:
 def conv_inputs(model: nn.Module, images: torch.Tensor) -> list[tuple[nn.Conv2d | nn.ConvTranspose2d, torch.Tensor, torch.Size]]:
     """Every (transposed) convolution in forward order with the input it gets from ``images`` and its output shape."""
     found = []
-    hooks = [m.register_forward_hook(lambda m, inputs, out: found.append((m, inputs[0].detach().clone(), out.shape)))
-             for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    hooks = [
+        m.register_forward_hook(lambda m, inputs, out: found.append((m, inputs[0].detach().clone(), out.shape)))
+        for m in model.modules()
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))
+    ]
     with torch.no_grad():
         model(images)
     for hook in hooks:
@@ -57,14 +60,25 @@ def parts(conv: nn.Conv2d | nn.ConvTranspose2d, x: torch.Tensor, first: bool) ->
     grad = torch.rand_like(plain())
     kernels: dict[str, Callable[[], object]] = {"forward (oneDNN)": plain}
     if transposed and conv._by_taps(x):
-        kernels["forward (by taps)"] = lambda: _transposed_conv_by_taps(x, conv.weight, conv.bias, conv.stride, conv.padding,
-                                                                         conv.output_padding)
+        kernels["forward (by taps)"] = lambda: _transposed_conv_by_taps(
+            x, conv.weight, conv.bias, (conv.stride, conv.padding, conv.output_padding)
+        )
     for part, mask in (("input gradient", [True, False, False]), ("weight gradient", [False, True, True])):
         if part == "input gradient" and first:
             continue
         kernels[part] = lambda mask=mask: torch.ops.aten.convolution_backward(
-            grad, x, conv.weight, [conv.out_channels], list(conv.stride), list(conv.padding), list(conv.dilation), transposed,
-            list(conv.output_padding) if transposed else [0, 0], 1, mask)
+            grad,
+            x,
+            conv.weight,
+            [conv.out_channels],
+            list(conv.stride),
+            list(conv.padding),
+            list(conv.dilation),
+            transposed,
+            list(conv.output_padding) if transposed else [0, 0],
+            1,
+            mask,
+        )
     return kernels
 
 
@@ -108,8 +122,10 @@ def main() -> None:
         steps.append(milliseconds(train_step))
         rates.append(matmul_gflops())
     rate, step = max(rates), statistics.median(steps)
-    print(f"reference CAE (cae32), batch {args.batch_size}, channels_last, {args.rounds} rounds, median ms; torch "
-          f"{torch.__version__}, {torch.get_num_threads()} threads; float32 matrix multiply {rate:.0f} GFLOP/s\n")
+    print(
+        f"reference CAE (cae32), batch {args.batch_size}, channels_last, {args.rounds} rounds, median ms; torch "
+        f"{torch.__version__}, {torch.get_num_threads()} threads; float32 matrix multiply {rate:.0f} GFLOP/s\n"
+    )
     print("| layer | part | ms | GFLOP/s | share of matmul rate |")
     print("|---|---|---:|---:|---:|")
     convolutions = 0.0
@@ -118,9 +134,11 @@ def main() -> None:
             ms = statistics.median(times[(label, part)])
             convolutions += 0.0 if part == "forward (oneDNN)" and "forward (by taps)" in kernels else ms
             print(f"| {label} | {part} | {ms:.2f} | {2 * macs / ms / 1e6:.0f} | {2 * macs / ms / 1e6 / rate:.0%} |")
-    print(f"\nwhole training step {step:.1f} ms ({args.batch_size / step * 1e3:.0f} images/s, "
-          f"{6 * model.plan.macs * args.batch_size / step / 1e6 / rate:.0%} of the matmul rate); its convolutions as caekit "
-          f"runs them {convolutions:.1f} ms ({convolutions / step:.0%}); everything else {step - convolutions:.1f} ms")
+    print(
+        f"\nwhole training step {step:.1f} ms ({args.batch_size / step * 1e3:.0f} images/s, "
+        f"{6 * model.plan.macs * args.batch_size / step / 1e6 / rate:.0%} of the matmul rate); its convolutions as caekit "
+        f"runs them {convolutions:.1f} ms ({convolutions / step:.0%}); everything else {step - convolutions:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

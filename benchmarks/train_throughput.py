@@ -68,7 +68,12 @@ def plain_loop(model: torch.nn.Module, images: torch.Tensor, batch_size: int, ep
 
 def caekit_loop(model: torch.nn.Module, images: torch.Tensor, batch_size: int, epochs: int) -> float:
     """caekit's engine with its defaults (channels_last, in-memory uint8 batches). Returns images/s of the last epoch."""
-    engine = engine_for(model, Reconstruct("mse"), TrainConfig(batch_size=batch_size, epochs=epochs, progress=False, device="cpu", cpu_tuning=True), OptimConfig())
+    engine = engine_for(
+        model,
+        Reconstruct("mse"),
+        TrainConfig(batch_size=batch_size, epochs=epochs, progress=False, device="cpu", cpu_tuning=True),
+        OptimConfig(),
+    )
     batches = Batches({"image": images, "label": torch.zeros(len(images), dtype=torch.long)}, batch_size)
     rate = 0.0
     for epoch in range(epochs):
@@ -77,8 +82,11 @@ def caekit_loop(model: torch.nn.Module, images: torch.Tensor, batch_size: int, e
     return rate
 
 
-LOOPS = {"plain": "plain PyTorch loop (NCHW)", "plain-retain": "plain loop + caekit's allocator setting",
-         "caekit": "caekit engine"}
+LOOPS = {
+    "plain": "plain PyTorch loop (NCHW)",
+    "plain-retain": "plain loop + caekit's allocator setting",
+    "caekit": "caekit engine",
+}
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -97,8 +105,15 @@ def worker(args: argparse.Namespace) -> None:
     rate = loop(model, images, args.batch_size, 2)
     after = resource.getrusage(resource.RUSAGE_SELF)
     steps = 2 * -(-len(images) // args.batch_size)
-    print(json.dumps({"rate": rate, "faults": (after.ru_minflt - before.ru_minflt) / steps,
-                      "kernel_ms": (after.ru_stime - before.ru_stime) * 1e3 / steps}))
+    print(
+        json.dumps(
+            {
+                "rate": rate,
+                "faults": (after.ru_minflt - before.ru_minflt) / steps,
+                "kernel_ms": (after.ru_stime - before.ru_stime) * 1e3 / steps,
+            }
+        )
+    )
 
 
 def run_worker(name: str, args: argparse.Namespace) -> dict[str, float]:
@@ -129,19 +144,27 @@ def main() -> None:
             results[name].append(run_worker(name, args))
     gflops = max(gflops, matmul_gflops())
 
-    print(f"reference CAE (cae32), batch {args.batch_size}, {args.images} {source}, {args.rounds} alternating rounds "
-          f"(each loop in a fresh process), median of each; torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{platform.processor() or platform.machine()}")
-    print(f"float32 matrix multiply (1024^3): {gflops:.0f} GFLOP/s; {flops_per_image / 1e6:.0f} MFLOP per image per training step\n")
-    print("| loop | images/s | GFLOP/s | share of matmul rate | vs plain | page faults per step | kernel ms per step | rounds (images/s) |")
+    print(
+        f"reference CAE (cae32), batch {args.batch_size}, {args.images} {source}, {args.rounds} alternating rounds "
+        f"(each loop in a fresh process), median of each; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{platform.processor() or platform.machine()}"
+    )
+    print(
+        f"float32 matrix multiply (1024^3): {gflops:.0f} GFLOP/s; {flops_per_image / 1e6:.0f} MFLOP per image per training step\n"
+    )
+    print(
+        "| loop | images/s | GFLOP/s | share of matmul rate | vs plain | page faults per step | kernel ms per step | rounds (images/s) |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---|")
     plain = statistics.median(r["rate"] for r in results["plain"])
     for name, rounds in results.items():
         rate = statistics.median(r["rate"] for r in rounds)
         faults, kernel = (statistics.median(r[key] for r in rounds) for key in ("faults", "kernel_ms"))
         listed = ", ".join(f"{r['rate']:.0f}" for r in rounds)
-        print(f"| {LOOPS[name]} | {rate:.0f} | {rate * flops_per_image / 1e9:.1f} | {rate * flops_per_image / 1e9 / gflops:.0%} | "
-              f"{rate / plain:.2f}x | {faults:,.0f} | {kernel:.1f} | {listed} |")
+        print(
+            f"| {LOOPS[name]} | {rate:.0f} | {rate * flops_per_image / 1e9:.1f} | {rate * flops_per_image / 1e9 / gflops:.0%} | "
+            f"{rate / plain:.2f}x | {faults:,.0f} | {kernel:.1f} | {listed} |"
+        )
 
 
 if __name__ == "__main__":

@@ -36,9 +36,12 @@ def test_each_image_gets_its_own_draw_and_a_seed_repeats_them() -> None:
     assert batch_augmenter("auto", "reconstruct", (1, 16, 16)) is None
 
 
-CLASSIFIER = {"model": {"name": "lenet5"}, "objective": {"name": "classify"},
-              "data": {"name": "digits", "image_size": 28, "limit": 300, "augment": "digits"},
-              "train": {"epochs": 2, "batch_size": 32, "progress": False, "verbose": False}}
+CLASSIFIER = {
+    "model": {"name": "lenet5"},
+    "objective": {"name": "classify"},
+    "data": {"name": "digits", "image_size": 28, "limit": 300, "augment": "digits"},
+    "train": {"epochs": 2, "batch_size": 32, "progress": False, "verbose": False},
+}
 
 
 def test_resume_with_augmentation_is_exact(tmp_path: Path) -> None:
@@ -57,8 +60,9 @@ def test_resume_with_augmentation_is_exact(tmp_path: Path) -> None:
 
 
 def test_augmentation_changes_what_a_classifier_sees(tmp_path: Path) -> None:
-    plain = caekit.train({**CLASSIFIER, "name": "plain", "runs_dir": str(tmp_path),
-                          "data": {**CLASSIFIER["data"], "augment": "none"}})
+    plain = caekit.train(
+        {**CLASSIFIER, "name": "plain", "runs_dir": str(tmp_path), "data": {**CLASSIFIER["data"], "augment": "none"}}
+    )
     augmented = caekit.train({**CLASSIFIER, "name": "aug", "runs_dir": str(tmp_path)})
     assert plain.history[0]["train_loss"] != augmented.history[0]["train_loss"]
     assert plain.history[0]["val_loss"] != augmented.history[0]["val_loss"]

@@ -13,15 +13,18 @@ from PIL import Image
 from conftest import run_cli
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["summary", "no-such-preset"], "'no-such-preset' is neither a preset"),
-    (["train", "--model", "cae99"], "unknown model 'cae99'"),
-    (["train", "--dataset", "mnist", "--data-root", "/nonexistent"], "MNIST not found under '/nonexistent'"),
-    (["train", "--set", "train.epochs=-1"], "train.epochs"),
-    (["train", "--set", "nonsense"], "not of the form"),
-    (["train", "--dataset", "folder"], "needs --data-root"),
-    (["summary", "cae32", "--input-shape", "3,4,4"], "pool3"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["summary", "no-such-preset"], "'no-such-preset' is neither a preset"),
+        (["train", "--model", "cae99"], "unknown model 'cae99'"),
+        (["train", "--dataset", "mnist", "--data-root", "/nonexistent"], "MNIST not found under '/nonexistent'"),
+        (["train", "--set", "train.epochs=-1"], "train.epochs"),
+        (["train", "--set", "nonsense"], "not of the form"),
+        (["train", "--dataset", "folder"], "needs --data-root"),
+        (["summary", "cae32", "--input-shape", "3,4,4"], "pool3"),
+    ],
+)
 def test_user_errors_are_one_line_and_exit_2(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(args, capsys)
     assert code == 2
@@ -43,8 +46,29 @@ def test_summary_prints_the_layer_table(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_train_reconstruct_and_encode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(["train", "--model", "cae28", "--dataset", "digits", "--image-size", "16", "--epochs", "1",
-                            "--batch-size", "64", "--runs-dir", str(tmp_path), "--name", "cli", "--no-progress", "--upsample", "bilinear"], capsys)
+    code, out, _ = run_cli(
+        [
+            "train",
+            "--model",
+            "cae28",
+            "--dataset",
+            "digits",
+            "--image-size",
+            "16",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "64",
+            "--runs-dir",
+            str(tmp_path),
+            "--name",
+            "cli",
+            "--no-progress",
+            "--upsample",
+            "bilinear",
+        ],
+        capsys,
+    )
     assert code == 0 and "run folder:" in out and "psnr" in out
     run = tmp_path / "cli"
     images = []
@@ -64,20 +88,39 @@ def test_train_reconstruct_and_encode(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 0
     codes = np.load(tmp_path / "codes.npz")
     assert codes["codes"].shape == (360, 64) and codes["labels"].shape == (360,)
-    code, out, _ = run_cli(["classify", "--model", str(run), "--mode", "finetune", "--per-class", "10", "--epochs", "1",
-                            "--l2-sp", "0.01", "--runs-dir", str(tmp_path / "clf")], capsys)
+    code, out, _ = run_cli(
+        [
+            "classify",
+            "--model",
+            str(run),
+            "--mode",
+            "finetune",
+            "--per-class",
+            "10",
+            "--epochs",
+            "1",
+            "--l2-sp",
+            "0.01",
+            "--runs-dir",
+            str(tmp_path / "clf"),
+        ],
+        capsys,
+    )
     assert code == 0 and "macro" in out
     config = (next((tmp_path / "clf").rglob("config.yaml"))).read_text()
     assert "l2_sp: 0.01" in config and "mode: finetune" in config
 
 
 def test_module_entry_point_exits_non_zero_without_traceback(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "caekit", "train", "--model", "nope"], capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "caekit", "train", "--model", "nope"], capture_output=True, text=True, cwd=tmp_path
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr and "unknown model 'nope'" in result.stderr
 
 
-RUN_CONFIGS = sorted(p for p in (Path(__file__).parent.parent / "configs").glob("*.yaml")
-                     if not p.name.startswith(("compare-", "search-")))
+RUN_CONFIGS = sorted(
+    p for p in (Path(__file__).parent.parent / "configs").glob("*.yaml") if not p.name.startswith(("compare-", "search-"))
+)
 
 
 @pytest.mark.parametrize("path", RUN_CONFIGS, ids=[p.stem for p in RUN_CONFIGS])

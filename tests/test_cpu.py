@@ -39,8 +39,12 @@ def test_the_engine_tunes_the_cpu_only_when_asked_and_keeps_the_allocator_option
     monkeypatch.delenv("CAEKIT_CPU_TUNING", raising=False)
     model = create_model("cae28", upsample="nearest", input_shape=(1, 16, 16))
     for tuning, retain in ((True, True), (True, False), (None, True), (False, True)):
-        engine_module.Engine(model, Reconstruct(), TrainConfig(device="cpu", progress=False, cpu_tuning=tuning, retain_memory=retain),
-                             OptimConfig())
+        engine_module.Engine(
+            model,
+            Reconstruct(),
+            TrainConfig(device="cpu", progress=False, cpu_tuning=tuning, retain_memory=retain),
+            OptimConfig(),
+        )
     assert calls == [True, False]  # a library import leaves the process alone unless cpu_tuning is set
     monkeypatch.setenv("CAEKIT_CPU_TUNING", "1")  # what the command line sets
     engine_module.Engine(model, Reconstruct(), TrainConfig(device="cpu", progress=False), OptimConfig())

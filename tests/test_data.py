@@ -147,12 +147,19 @@ def test_batches_order_depends_on_seed_and_epoch_only() -> None:
     later = Batches(tensors, 4, seed=1)
     later.set_epoch(1)
     assert [b["label"].tolist() for b in later] != first
-    shards = [list(itertools.chain(*(b["label"].tolist() for b in Batches(tensors, 2, seed=1, rank=r, world_size=3)))) for r in range(3)]
+    shards = [
+        list(itertools.chain(*(b["label"].tolist() for b in Batches(tensors, 2, seed=1, rank=r, world_size=3)))) for r in range(3)
+    ]
     assert all(len(s) == 4 for s in shards) and set(itertools.chain(*shards)) == set(range(10))  # padded like DistributedSampler
 
 
 def test_weighted_batches_balance_classes() -> None:
     labels = torch.tensor([0] * 90 + [1] * 10)
     weights = 1.0 / torch.bincount(labels)[labels].double()
-    drawn = torch.cat([b["label"] for b in Batches({"image": torch.zeros(100, 1, 1, 1, dtype=torch.uint8), "label": labels}, 25, weights=weights)])
+    drawn = torch.cat(
+        [
+            b["label"]
+            for b in Batches({"image": torch.zeros(100, 1, 1, 1, dtype=torch.uint8), "label": labels}, 25, weights=weights)
+        ]
+    )
     assert len(drawn) == 100 and 30 <= int((drawn == 1).sum()) <= 70

@@ -23,15 +23,30 @@ PER_RANK_BATCH = 16
 
 
 def _config(runs_dir: Path, name: str, batch_size: int, epochs: int) -> dict:
-    return {"name": name, "runs_dir": str(runs_dir), "model": {"name": "cae28"}, "data": DATA,
-            "train": {"epochs": epochs, "batch_size": batch_size, "device": "cpu", "progress": False, "seed": 3}}
+    return {
+        "name": name,
+        "runs_dir": str(runs_dir),
+        "model": {"name": "cae28"},
+        "data": DATA,
+        "train": {"epochs": epochs, "batch_size": batch_size, "device": "cpu", "progress": False, "seed": 3},
+    }
 
 
 def _torchrun(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     env.pop("WORLD_SIZE", None)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "caekit", "train", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "caekit",
+        "train",
+        *args,
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -49,8 +64,9 @@ def test_ranks_share_the_single_process_batches() -> None:
 
 def test_evaluation_shards_count_each_image_once() -> None:
     tensors = {"image": torch.zeros(7, 1, 1, 1), "label": torch.arange(7)}
-    shards = [torch.cat([b["label"] for b in Batches(tensors, 2, shuffle=False, rank=r, world_size=2, pad=False)])
-              for r in range(2)]
+    shards = [
+        torch.cat([b["label"] for b in Batches(tensors, 2, shuffle=False, rank=r, world_size=2, pad=False)]) for r in range(2)
+    ]
     assert sorted(torch.cat(shards).tolist()) == list(range(7))
     padded = [len(Batches(tensors, 2, rank=r, world_size=2)) for r in range(2)]
     assert padded[0] == padded[1]  # training ranks step together, so DDP's all-reduce never waits for a missing batch
@@ -72,9 +88,31 @@ def test_two_gloo_ranks_match_one_process_and_resume(tmp_path: Path) -> None:
 
     # Two ranks of 16, one epoch, then resumed for the second.
     ddp_dir = tmp_path / "ddp"
-    args = ["--dataset", "digits", "--image-size", "16", "--model", "cae28", "--batch-size", str(PER_RANK_BATCH),
-            "--epochs", "1", "--seed", "3", "--device", "cpu", "--no-progress", "--runs-dir", str(ddp_dir),
-            "--name", "run", "--set", "data.limit=160", "--set", "data.val_fraction=0.2"]
+    args = [
+        "--dataset",
+        "digits",
+        "--image-size",
+        "16",
+        "--model",
+        "cae28",
+        "--batch-size",
+        str(PER_RANK_BATCH),
+        "--epochs",
+        "1",
+        "--seed",
+        "3",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--runs-dir",
+        str(ddp_dir),
+        "--name",
+        "run",
+        "--set",
+        "data.limit=160",
+        "--set",
+        "data.val_fraction=0.2",
+    ]
     _torchrun(*args)
     assert [p.name for p in ddp_dir.iterdir()] == ["run"]  # only rank 0 made a folder
     assert len(RunFolder(ddp_dir / "run").read_metrics()) == 1
@@ -130,13 +168,26 @@ def test_objectives_that_call_model_parts_keep_ranks_in_step(tmp_path: Path, kin
     script = tmp_path / "rank.py"
     script.write_text(RANK_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script), kind, str(tmp_path)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(script),
+        kind,
+        str(tmp_path),
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [load_file(tmp_path / f"rank{r}.safetensors") for r in range(2)]
     torch.manual_seed(0)
-    initial = create_model("dcgan", input_shape=(1, 8, 8), latent_dim=4, width=8) if kind == "gan" else \
-        create_model("vae", input_shape=(1, 8, 8), latent_dim=2, channels=[4])
+    initial = (
+        create_model("dcgan", input_shape=(1, 8, 8), latent_dim=4, width=8)
+        if kind == "gan"
+        else create_model("vae", input_shape=(1, 8, 8), latent_dim=2, channels=[4])
+    )
     moved = 0
     for key, value in ranks[0].items():
         torch.testing.assert_close(ranks[1][key], value, rtol=1e-5, atol=1e-6, msg=key)
@@ -165,4 +216,6 @@ def test_checkpoints_load_on_cpu_whatever_device_trained_them(tmp_path: Path, de
     images = result.splits.test.unit_images(0, 4)
     with torch.no_grad():
         expected = result.model(images.to(device)).float().cpu()
-    torch.testing.assert_close(model(images), expected, rtol=1e-2 if device != "cpu" else 1e-5, atol=1e-3 if device != "cpu" else 1e-6)
+    torch.testing.assert_close(
+        model(images), expected, rtol=1e-2 if device != "cpu" else 1e-5, atol=1e-3 if device != "cpu" else 1e-6
+    )

@@ -15,8 +15,11 @@ from caekit.errors import CheckpointError, TrainingDiverged
 from caekit.runs import RunFolder
 from caekit.training.objectives import Reconstruct, register_objective
 
-SMALL = {"model": {"name": "cae28", "args": {"upsample": "nearest"}}, "data": {"name": "digits", "image_size": 16, "limit": 400},
-         "train": {"epochs": 3, "batch_size": 32, "progress": False}}
+SMALL = {
+    "model": {"name": "cae28", "args": {"upsample": "nearest"}},
+    "data": {"name": "digits", "image_size": 16, "limit": 400},
+    "train": {"epochs": 3, "batch_size": 32, "progress": False},
+}
 
 
 def _config(tmp_path: Path, name: str, **train: object) -> dict:
@@ -30,12 +33,24 @@ def test_reconstruction_loss_falls_on_real_digits(tmp_path: Path) -> None:
     assert result.history[-1]["val_psnr"] > result.history[0]["val_psnr"]
     assert result.test["psnr"] > 12
     run = result.run.path
-    for name in ("config.yaml", "metrics.csv", "results.json", "reconstructions.png", "curves.png", "filters.png", "feature_maps.png",
-                 "checkpoints/last.safetensors", "checkpoints/last.json", "checkpoints/best.safetensors"):
+    for name in (
+        "config.yaml",
+        "metrics.csv",
+        "results.json",
+        "reconstructions.png",
+        "curves.png",
+        "filters.png",
+        "feature_maps.png",
+        "checkpoints/last.safetensors",
+        "checkpoints/last.json",
+        "checkpoints/best.safetensors",
+    ):
         assert (run / name).is_file(), name
     assert any((run / "tb").iterdir())
     rows = RunFolder(run).read_metrics()
-    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4] and {"train_loss", "val_loss", "val_psnr", "images_per_s"} <= set(rows[0])
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4] and {"train_loss", "val_loss", "val_psnr", "images_per_s"} <= set(
+        rows[0]
+    )
 
 
 def test_resume_after_a_kill_gives_the_same_weights(tmp_path: Path) -> None:
@@ -149,10 +164,15 @@ def test_a_checkpoint_for_other_settings_is_a_user_error(tmp_path: Path) -> None
     from caekit.checkpoint import FORMAT as CHECKPOINT_FORMAT
 
     narrow = caekit.create_model("cae", input_shape=(1, 28, 28), upsample="nearest")
-    meta = {"format": CHECKPOINT_FORMAT, "image_shape": [1, 28, 28],
-            "model": {"name": "cae", "args": {"input_shape": [3, 28, 28], "upsample": "nearest"}}}
+    meta = {
+        "format": CHECKPOINT_FORMAT,
+        "image_shape": [1, 28, 28],
+        "model": {"name": "cae", "args": {"input_shape": [3, 28, 28], "upsample": "nearest"}},
+    }
     path = save_checkpoint(tmp_path / "other", narrow, meta)
-    with pytest.raises(CheckpointError, match=r"does not fit .*other shapes \['encoder.stages.0.0.weight \(64, 1, 5, 5\) here \(64, 3, 5, 5\)"):
+    with pytest.raises(
+        CheckpointError, match=r"does not fit .*other shapes \['encoder.stages.0.0.weight \(64, 1, 5, 5\) here \(64, 3, 5, 5\)"
+    ):
         caekit.load(path)
 
 

@@ -15,16 +15,28 @@ from caekit.evaluate.denoising import apply_filter, compare
 from caekit.metrics import psnr
 from caekit.training.denoise import Denoise
 
-SPEC = {"name": "tiny", "input_shape": [1, 8, 8], "encoder": [{"type": "conv", "filters": 8, "kernel": 3, "padding": 1, "batch_norm": True},
-                                                            {"type": "pool"}], "upsample": "nearest"}
+SPEC = {
+    "name": "tiny",
+    "input_shape": [1, 8, 8],
+    "encoder": [{"type": "conv", "filters": 8, "kernel": 3, "padding": 1, "batch_norm": True}, {"type": "pool"}],
+    "upsample": "nearest",
+}
 
 
 @pytest.fixture(scope="module")
 def denoiser(tmp_path_factory):
     folder = tmp_path_factory.mktemp("runs")
-    return train({"runs_dir": str(folder), "name": "dae", "model": {"name": "cae", "args": {"spec": SPEC}},
-                  "data": {"name": "digits", "limit": 600}, "objective": {"name": "denoise", "args": {"level": [0.2, 0.4]}},
-                  "optim": {"lr": 0.01, "weight_decay": 0.0}, "train": {"epochs": 5, "batch_size": 16, "progress": False}})
+    return train(
+        {
+            "runs_dir": str(folder),
+            "name": "dae",
+            "model": {"name": "cae", "args": {"spec": SPEC}},
+            "data": {"name": "digits", "limit": 600},
+            "objective": {"name": "denoise", "args": {"level": [0.2, 0.4]}},
+            "optim": {"lr": 0.01, "weight_decay": 0.0},
+            "train": {"epochs": 5, "batch_size": 16, "progress": False},
+        }
+    )
 
 
 def test_denoising_objective_learns_to_beat_the_noise(denoiser):

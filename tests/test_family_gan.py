@@ -23,8 +23,9 @@ def _changed(before, module):
 
 
 def _engine(model, objective):
-    return Engine(model, objective, TrainConfig(epochs=1, batch_size=16, progress=False, device="cpu", channels_last=False),
-                  OptimConfig())
+    return Engine(
+        model, objective, TrainConfig(epochs=1, batch_size=16, progress=False, device="cpu", channels_last=False), OptimConfig()
+    )
 
 
 def test_generator_and_discriminator_shapes():
@@ -37,8 +38,10 @@ def test_generator_and_discriminator_shapes():
     deeper = create_model("dcgan", input_shape=(1, 28, 28), latent_dim=8, width=8, extra_layers=2)
     assert deeper(z).shape == (3, 1, 28, 28) and deeper.discriminator(torch.zeros(3, 1, 28, 28)).shape == (3,)
     convs = [sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()) for net in (model.generator, model.discriminator)]
-    assert [sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()) for net in (deeper.generator, deeper.discriminator)] == \
-        [convs[0] + 2, convs[1] + 2]
+    assert [sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()) for net in (deeper.generator, deeper.discriminator)] == [
+        convs[0] + 2,
+        convs[1] + 2,
+    ]
 
 
 def test_d_steps_update_only_the_discriminator_and_g_steps_only_the_generator():
@@ -86,8 +89,15 @@ def test_averaged_generator_follows_each_generator_step_and_is_what_samples(tmp_
     model.eval()
     torch.testing.assert_close(model(z), (model.generator_ema(z) + 1) / 2)
     assert not torch.allclose(model(z), (model.generator(z) + 1) / 2)
-    save_checkpoint(tmp_path / "gan.safetensors", model, {"format": CHECKPOINT_FORMAT, "image_shape": [1, 8, 8], "model": {
-        "name": "dcgan", "args": {"input_shape": [1, 8, 8], "latent_dim": 4, "width": 8, "ema_decay": 0.75}}})
+    save_checkpoint(
+        tmp_path / "gan.safetensors",
+        model,
+        {
+            "format": CHECKPOINT_FORMAT,
+            "image_shape": [1, 8, 8],
+            "model": {"name": "dcgan", "args": {"input_shape": [1, 8, 8], "latent_dim": 4, "width": 8, "ema_decay": 0.75}},
+        },
+    )
     loaded, _ = load(tmp_path / "gan.safetensors")
     torch.testing.assert_close(loaded.eval()(z), model(z))
 
@@ -110,9 +120,16 @@ def test_gan_optimisers_follow_dcgan_defaults_and_label_smoothing_changes_the_ta
 
 @pytest.mark.slow
 def test_dcgan_trains_through_the_engine_and_draws_samples(tmp_path):
-    result = train({"runs_dir": str(tmp_path), "name": "gan", "model": {"name": "cdcgan", "args": {"latent_dim": 16, "width": 16}},
-                    "data": {"name": "digits", "limit": 300}, "objective": {"name": "gan", "args": {"label_smoothing": 0.1}},
-                    "train": {"epochs": 3, "batch_size": 32, "progress": False}})
+    result = train(
+        {
+            "runs_dir": str(tmp_path),
+            "name": "gan",
+            "model": {"name": "cdcgan", "args": {"latent_dim": 16, "width": 16}},
+            "data": {"name": "digits", "limit": 300},
+            "objective": {"name": "gan", "args": {"label_smoothing": 0.1}},
+            "train": {"epochs": 3, "batch_size": 32, "progress": False},
+        }
+    )
     rows = result.history
     # the discriminator learns to tell real from generated: its outputs separate
     assert rows[-1]["train_d_real"] > rows[-1]["train_d_fake"]
@@ -136,8 +153,11 @@ def test_spectral_discriminator_has_unit_spectral_norms_and_survives_a_checkpoin
     for conv in convs:
         assert torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2).item() == pytest.approx(1.0, abs=0.1)
     args = {"input_shape": [1, 28, 28], "latent_dim": 4, "width": 8, "d_norm": "spectral"}
-    save_checkpoint(tmp_path / "sn.safetensors", model, {"format": CHECKPOINT_FORMAT, "image_shape": [1, 28, 28],
-                                                         "model": {"name": "dcgan", "args": args}})
+    save_checkpoint(
+        tmp_path / "sn.safetensors",
+        model,
+        {"format": CHECKPOINT_FORMAT, "image_shape": [1, 28, 28], "model": {"name": "dcgan", "args": args}},
+    )
     loaded, _ = load(tmp_path / "sn.safetensors")
     torch.testing.assert_close(loaded.eval().discriminator(x), model.eval().discriminator(x))
     with pytest.raises(Exception, match="norm"):
@@ -165,8 +185,9 @@ def test_hinge_loss_against_the_discriminator_outputs():
 @pytest.mark.parametrize("d_norm", ["batch", "spectral"])
 def test_projection_discriminator_adds_the_class_embedding_times_the_pooled_features(d_norm):
     torch.manual_seed(0)
-    model = create_model("cdcgan", input_shape=(1, 28, 28), latent_dim=4, width=8, num_classes=3, d_norm=d_norm,
-                         d_conditioning="projection").eval()
+    model = create_model(
+        "cdcgan", input_shape=(1, 28, 28), latent_dim=4, width=8, num_classes=3, d_norm=d_norm, d_conditioning="projection"
+    ).eval()
     d = model.discriminator
     x = torch.rand(5, 1, 28, 28) * 2 - 1
     labels = torch.tensor([0, 1, 2, 0, 1])
@@ -189,8 +210,9 @@ def test_minibatch_std_channel_is_zero_for_identical_images_and_reaches_the_logi
     x = torch.rand(6, 2, 3, 3)  # 6 is no multiple of 4: one group, the whole batch
     expected = x.std(0, unbiased=False).mean()
     torch.testing.assert_close(MinibatchStd()(x)[:, 2], expected.expand(6, 3, 3))
-    model = create_model("cdcgan", input_shape=(1, 28, 28), latent_dim=4, width=8, num_classes=3, d_minibatch_std=True,
-                         d_conditioning="projection")
+    model = create_model(
+        "cdcgan", input_shape=(1, 28, 28), latent_dim=4, width=8, num_classes=3, d_minibatch_std=True, d_conditioning="projection"
+    )
     d = model.discriminator.eval()
     assert d.net[-1].in_channels == 17 and d.embed.weight.shape == (3, 17)
     with torch.no_grad():
@@ -238,15 +260,27 @@ def test_checkpoints_record_every_builder_argument_so_an_older_default_still_loa
     from caekit.runner import model_arguments
 
     args = model_arguments("cdcgan", {"latent_dim": 4, "width": 8}, (1, 28, 28), 3)
-    assert args | {"input_shape": None} == {"input_shape": None, "latent_dim": 4, "width": 8, "num_classes": 3, "ema_decay": 0.0,
-                                            "d_norm": "batch", "extra_layers": 0, "d_conditioning": "concat",
-                                            "d_minibatch_std": False, "g_conditioning": "batchnorm"}
+    assert args | {"input_shape": None} == {
+        "input_shape": None,
+        "latent_dim": 4,
+        "width": 8,
+        "num_classes": 3,
+        "ema_decay": 0.0,
+        "d_norm": "batch",
+        "extra_layers": 0,
+        "d_conditioning": "concat",
+        "d_minibatch_std": False,
+        "g_conditioning": "batchnorm",
+    }
     assert args["input_shape"] == [1, 28, 28]
     torch.manual_seed(0)
     older = {**args, "g_conditioning": "embedding"}  # the default before conditional batch norm
     model = create_model("cdcgan", **older).eval()
-    save_checkpoint(tmp_path / "old.safetensors", model, {"format": CHECKPOINT_FORMAT, "image_shape": [1, 28, 28],
-                                                          "model": {"name": "cdcgan", "args": older}})
+    save_checkpoint(
+        tmp_path / "old.safetensors",
+        model,
+        {"format": CHECKPOINT_FORMAT, "image_shape": [1, 28, 28], "model": {"name": "cdcgan", "args": older}},
+    )
     loaded, _ = load(tmp_path / "old.safetensors")
     assert loaded.generator.embed is not None
     z, labels = model.noise(3), torch.tensor([0, 1, 2])

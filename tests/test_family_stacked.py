@@ -59,8 +59,13 @@ def test_bad_stacks_are_user_errors():
 
 @pytest.mark.slow
 def test_greedy_stacking_through_the_engine_keeps_each_stage_and_gives_an_encoder(tmp_path):
-    config = {"runs_dir": str(tmp_path), "name": "st", "data": {"name": "digits", "limit": 300},
-              "optim": {"lr": 0.003, "weight_decay": 0.0}, "train": {"epochs": 3, "batch_size": 32, "progress": False}}
+    config = {
+        "runs_dir": str(tmp_path),
+        "name": "st",
+        "data": {"name": "digits", "limit": 300},
+        "optim": {"lr": 0.003, "weight_decay": 0.0},
+        "train": {"epochs": 3, "batch_size": 32, "progress": False},
+    }
     result = train_stacked(config, STAGES, finetune_epochs=2)
     assert [p.name for p in result.stage_runs] == ["st-stage1", "st-stage2"] and result.finetune_run.name == "st-finetune"
     for run in result.stage_runs:

@@ -69,10 +69,17 @@ def test_vae_shapes_and_importance_sampled_bound_is_tighter_than_elbo():
 
 @pytest.mark.slow
 def test_elbo_training_through_the_engine_improves_the_bound(tmp_path):
-    result = train({"runs_dir": str(tmp_path), "name": "vae", "model": {"name": "vae", "args": {"latent_dim": 2, "channels": [8, 16]}},
-                    "data": {"name": "digits", "limit": 400},
-                    "objective": {"name": "elbo", "args": {"binarise": "threshold", "warmup_steps": 5}},
-                    "optim": {"lr": 0.003, "weight_decay": 0.0}, "train": {"epochs": 3, "batch_size": 32, "progress": False}})
+    result = train(
+        {
+            "runs_dir": str(tmp_path),
+            "name": "vae",
+            "model": {"name": "vae", "args": {"latent_dim": 2, "channels": [8, 16]}},
+            "data": {"name": "digits", "limit": 400},
+            "objective": {"name": "elbo", "args": {"binarise": "threshold", "warmup_steps": 5}},
+            "optim": {"lr": 0.003, "weight_decay": 0.0},
+            "train": {"epochs": 3, "batch_size": 32, "progress": False},
+        }
+    )
     history = result.history
     assert history[-1]["val_loss"] < history[0]["val_loss"]
     assert result.test["elbo"] == pytest.approx(-result.test["loss"])
@@ -81,9 +88,13 @@ def test_elbo_training_through_the_engine_improves_the_bound(tmp_path):
 
 
 def test_kl_warmup_goes_on_where_a_resumed_run_stopped(tmp_path):
-    config = {"runs_dir": str(tmp_path), "model": {"name": "vae", "args": {"latent_dim": 2, "channels": [4]}},
-              "data": {"name": "digits", "image_size": 8, "limit": 120, "val_fraction": 0.2},
-              "objective": {"name": "elbo", "args": {"warmup_steps": 100}}, "train": {"batch_size": 32, "progress": False}}
+    config = {
+        "runs_dir": str(tmp_path),
+        "model": {"name": "vae", "args": {"latent_dim": 2, "channels": [4]}},
+        "data": {"name": "digits", "image_size": 8, "limit": 120, "val_fraction": 0.2},
+        "objective": {"name": "elbo", "args": {"warmup_steps": 100}},
+        "train": {"batch_size": 32, "progress": False},
+    }
     straight = train({**config, "name": "straight", "train": {**config["train"], "epochs": 2}})
     train({**config, "name": "stopped", "train": {**config["train"], "epochs": 1}})
     resumed = train(resume=tmp_path / "stopped", overrides={"train.epochs": 2})

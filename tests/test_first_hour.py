@@ -42,8 +42,9 @@ def test_reconstruct_never_writes_over_its_inputs(run: Path, tmp_path: Path, cap
     assert image.read_bytes() == before and sorted(p.name for p in folder.iterdir()) == ["digit0.png"]
 
 
-def test_two_inputs_with_one_stem_are_refused_before_anything_is_written(run: Path, tmp_path: Path,
-                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_two_inputs_with_one_stem_are_refused_before_anything_is_written(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     a, b = _digit(tmp_path / "a.png"), tmp_path / "a.jpg"
     Image.open(a).save(b)
     code, _, err = run_cli(["reconstruct", str(a), str(b), "--run", str(run), "--out", str(tmp_path / "out")], capsys)
@@ -62,8 +63,10 @@ def test_reconstructions_can_keep_the_inputs_size(run: Path, tmp_path: Path, cap
 
 
 def test_training_says_what_it_does_and_that_a_preset_adapted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(["train", "--model", "cae28", "--dataset", "digits", "--epochs", "1", "--runs-dir", str(tmp_path),
-                            "--name", "said"], capsys)
+    code, out, _ = run_cli(
+        ["train", "--model", "cae28", "--dataset", "digits", "--epochs", "1", "--runs-dir", str(tmp_path), "--name", "said"],
+        capsys,
+    )
     assert code == 0
     for words in ("device cpu", "train 1293", "val 144", "test 360", "1x8x8", "parameters", "code", str(tmp_path / "said")):
         assert words in out, words
@@ -73,14 +76,19 @@ def test_training_says_what_it_does_and_that_a_preset_adapted(tmp_path: Path, ca
 # ------------------------------------------------------------------------------------------- outputs in the run folder
 
 
-def test_outputs_go_into_the_run_folder_not_the_working_directory(run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_outputs_go_into_the_run_folder_not_the_working_directory(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     work = tmp_path / "cwd"
     work.mkdir()
     monkeypatch.chdir(work)
     image = _digit(tmp_path / "d.png")
-    for args in (["encode", "--run", str(run)], ["features", str(image), "--run", str(run)],
-                 ["embed", "--run", str(run), "--method", "pca", "--no-projector"], ["reconstruct", str(image), "--run", str(run)]):
+    for args in (
+        ["encode", "--run", str(run)],
+        ["features", str(image), "--run", str(run)],
+        ["embed", "--run", str(run), "--method", "pca", "--no-projector"],
+        ["reconstruct", str(image), "--run", str(run)],
+    ):
         code, _, err = run_cli(args, capsys)
         assert code == 0, err
     assert list(work.iterdir()) == []
@@ -91,9 +99,12 @@ def test_outputs_go_into_the_run_folder_not_the_working_directory(run: Path, tmp
 def test_model_names_an_architecture_and_run_a_trained_run(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["encode", "--model", str(run), "--out", str(tmp_path / "c.npz")], capsys)
     assert code == 0 and (tmp_path / "c.npz").is_file()
-    assert err.strip().splitlines() == ["caekit: warning: --model RUN is deprecated for a trained run; use --run RUN "
-                                        "(--model names an architecture)"]
-    code, _, err = run_cli(["encode", "--run", str(run / "checkpoints" / "best.safetensors"), "--out", str(tmp_path / "d.npz")], capsys)
+    assert err.strip().splitlines() == [
+        "caekit: warning: --model RUN is deprecated for a trained run; use --run RUN (--model names an architecture)"
+    ]
+    code, _, err = run_cli(
+        ["encode", "--run", str(run / "checkpoints" / "best.safetensors"), "--out", str(tmp_path / "d.npz")], capsys
+    )
     assert code == 0 and err == ""
 
 
@@ -111,12 +122,15 @@ def test_every_option_says_what_it_does_and_its_default(capsys: pytest.CaptureFi
 # ------------------------------------------------------------------------------------------- errors and warnings
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["train", "--model", "cae29"], "did you mean 'cae28'"),
-    (["train", "--dataset", "digit"], "did you mean 'digits'"),
-    (["train", "--set", "train.epoch=3"], "did you mean 'epochs'"),
-    (["train", "--set", "objective.name=reconstuct"], "did you mean 'reconstruct'"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--model", "cae29"], "did you mean 'cae28'"),
+        (["train", "--dataset", "digit"], "did you mean 'digits'"),
+        (["train", "--set", "train.epoch=3"], "did you mean 'epochs'"),
+        (["train", "--set", "objective.name=reconstuct"], "did you mean 'reconstruct'"),
+    ],
+)
 def test_a_near_miss_gets_a_did_you_mean(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(args, capsys)
     assert code == 2 and message in err and err.count("\n") == 1
@@ -156,8 +170,9 @@ def test_a_folder_given_as_an_image_is_one_line(run: Path, tmp_path: Path, capsy
     assert code == 2 and err.count("\n") == 1 and err.startswith("caekit: error:") and "is a folder" in err
 
 
-def test_skipped_images_are_one_warning_line_naming_a_list_of_them_all(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_skipped_images_are_one_warning_line_naming_a_list_of_them_all(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tmp_path / "imgs"
     for label in ("a", "b"):
         (root / label).mkdir(parents=True)
@@ -165,14 +180,29 @@ def test_skipped_images_are_one_warning_line_naming_a_list_of_them_all(tmp_path:
             _digit(root / label / f"{i}.png", value=30 + 20 * i)
     (root / "a" / "broken.png").write_bytes(b"not a png")
     (root / "b" / "broken too.png").write_bytes(b"\x89PNG\r\n")
-    code, _, err = run_cli(["train", "--dataset", "folder", "--data-root", str(root), "--image-size", "16", "--epochs", "1",
-                            "--runs-dir", str(tmp_path / "runs")], capsys)
+    code, _, err = run_cli(
+        [
+            "train",
+            "--dataset",
+            "folder",
+            "--data-root",
+            str(root),
+            "--image-size",
+            "16",
+            "--epochs",
+            "1",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+        capsys,
+    )
     assert code == 0
     warning = [line for line in err.splitlines() if "skipped" in line]
     assert len(warning) == 1 and warning[0].startswith("caekit: warning: skipped 2 of 14 images")
     listing = Path(warning[0].rsplit(" ", 1)[-1].rstrip(")"))
     assert sorted(line.split("\t")[0] for line in listing.read_text().splitlines()) == sorted(
-        [str(root / "a" / "broken.png"), str(root / "b" / "broken too.png")])
+        [str(root / "a" / "broken.png"), str(root / "b" / "broken too.png")]
+    )
 
 
 # ------------------------------------------------------------------------------------------- library manners
@@ -186,11 +216,15 @@ def test_training_as_a_library_leaves_the_process_as_it_was(tmp_path: Path, monk
     monkeypatch.setattr(torch, "set_flush_denormal", lambda on: calls.append(f"denormal {on}") or True)
     caekit.train({**TINY, "name": "lib", "runs_dir": str(tmp_path), "train": {**TINY["train"], "verbose": False}})
     assert calls == []
-    caekit.train({**TINY, "name": "tuned", "runs_dir": str(tmp_path), "train": {**TINY["train"], "verbose": False, "cpu_tuning": True}})
+    caekit.train(
+        {**TINY, "name": "tuned", "runs_dir": str(tmp_path), "train": {**TINY["train"], "verbose": False, "cpu_tuning": True}}
+    )
     assert calls == ["denormal True", "malloc", "denormal False"]  # flush-denormal restored; the allocator cannot be
 
 
-def test_the_lists_describe_every_entry_and_fit_the_terminal(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_lists_describe_every_entry_and_fit_the_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("COLUMNS", "72")
     for command in ("models", "datasets"):
         code, out, _ = run_cli([command], capsys)

@@ -25,14 +25,59 @@ from caekit.spec import parse_spec, plan
 from caekit.yamlio import parse_yaml
 
 # CAEKIT_FUZZ_EXAMPLES=3000 for the long run BENCHMARKS.md reports; CI keeps to 150 a kind
-FUZZ = settings(max_examples=int(os.environ.get("CAEKIT_FUZZ_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-KEYS = ["train.epochs", "train.batch_size", "train.seed", "train.device", "train.scheduler", "train.patience", "optim.lr",
-        "optim.betas", "optim.name", "optim.weight_decay", "data.name", "data.root", "data.image_size", "data.limit",
-        "data.channels", "data.fit", "data.test_fraction", "model.name", "model.args", "objective.name", "name", "train.epoch",
-        "nonsense", "train.progress.deep"]
-YAML_SCALARS = st.one_of(st.integers(-10**30, 10**30), st.floats(allow_nan=True), st.booleans(), st.none(),
-                         st.text(max_size=12), st.sampled_from(["[1", "{a: ", "!!python/object/apply:os.system ['x']", "&a [*a]",
-                                                                  "[0.9, 0.999]", "cuda:7", "tpu", "1e-3", "-1", "0", "[2, 5]"]))
+FUZZ = settings(
+    max_examples=int(os.environ.get("CAEKIT_FUZZ_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+KEYS = [
+    "train.epochs",
+    "train.batch_size",
+    "train.seed",
+    "train.device",
+    "train.scheduler",
+    "train.patience",
+    "optim.lr",
+    "optim.betas",
+    "optim.name",
+    "optim.weight_decay",
+    "data.name",
+    "data.root",
+    "data.image_size",
+    "data.limit",
+    "data.channels",
+    "data.fit",
+    "data.test_fraction",
+    "model.name",
+    "model.args",
+    "objective.name",
+    "name",
+    "train.epoch",
+    "nonsense",
+    "train.progress.deep",
+]
+YAML_SCALARS = st.one_of(
+    st.integers(-(10**30), 10**30),
+    st.floats(allow_nan=True),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=12),
+    st.sampled_from(
+        [
+            "[1",
+            "{a: ",
+            "!!python/object/apply:os.system ['x']",
+            "&a [*a]",
+            "[0.9, 0.999]",
+            "cuda:7",
+            "tpu",
+            "1e-3",
+            "-1",
+            "0",
+            "[2, 5]",
+        ]
+    ),
+)
 
 
 def _outcome(function, *args) -> str:
@@ -63,14 +108,24 @@ def test_yaml_config_text(text: str) -> None:
     _outcome(load)
 
 
-LAYER = st.fixed_dictionaries({"type": st.sampled_from(["conv", "pool", "deconv", "unpool", "bogus"])},
-                              optional={"filters": st.integers(-2, 5000), "kernel": st.integers(-1, 9), "stride": st.integers(-1, 4),
-                                        "padding": st.integers(-1, 4), "kind": st.sampled_from(["max", "average", "nearest", "x"]),
-                                        "size": st.integers(-1, 40)})
-SPEC = st.fixed_dictionaries({"input_shape": st.lists(st.integers(-1, 70), min_size=0, max_size=4),
-                              "encoder": st.lists(LAYER, max_size=6)},
-                             optional={"upsample": st.sampled_from(["max", "bilinear", "transposed", "nope"]),
-                                       "bottleneck": st.fixed_dictionaries({"code_size": st.integers(-5, 10**10)})})
+LAYER = st.fixed_dictionaries(
+    {"type": st.sampled_from(["conv", "pool", "deconv", "unpool", "bogus"])},
+    optional={
+        "filters": st.integers(-2, 5000),
+        "kernel": st.integers(-1, 9),
+        "stride": st.integers(-1, 4),
+        "padding": st.integers(-1, 4),
+        "kind": st.sampled_from(["max", "average", "nearest", "x"]),
+        "size": st.integers(-1, 40),
+    },
+)
+SPEC = st.fixed_dictionaries(
+    {"input_shape": st.lists(st.integers(-1, 70), min_size=0, max_size=4), "encoder": st.lists(LAYER, max_size=6)},
+    optional={
+        "upsample": st.sampled_from(["max", "bilinear", "transposed", "nope"]),
+        "bottleneck": st.fixed_dictionaries({"code_size": st.integers(-5, 10**10)}),
+    },
+)
 
 
 @FUZZ
@@ -81,16 +136,29 @@ def test_specs(spec: dict) -> None:
 
 HEADER = st.one_of(
     st.text(max_size=50),
-    st.builds(json.dumps, st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8)),
-                                       lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-                                       max_leaves=10)),
-    st.builds(lambda name, args, shape: json.dumps({"format": "caekit-checkpoint-1", "model": {"name": name, "args": args},
-                                                    "image_shape": shape}),
-              st.sampled_from(["cae28", "cae", "vae", "nope", "dcgan"]),
-              st.one_of(st.dictionaries(st.sampled_from(["input_shape", "upsample", "latent_dim", "bottleneck", "x"]),
-                                        st.one_of(st.integers(-3, 10**9), st.text(max_size=6), st.lists(st.integers(0, 64), max_size=3)),
-                                        max_size=3), st.integers()),
-              st.one_of(st.lists(st.integers(-1, 10**6), max_size=4), st.text(max_size=4))),
+    st.builds(
+        json.dumps,
+        st.recursive(
+            st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8)),
+            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+            max_leaves=10,
+        ),
+    ),
+    st.builds(
+        lambda name, args, shape: json.dumps(
+            {"format": "caekit-checkpoint-1", "model": {"name": name, "args": args}, "image_shape": shape}
+        ),
+        st.sampled_from(["cae28", "cae", "vae", "nope", "dcgan"]),
+        st.one_of(
+            st.dictionaries(
+                st.sampled_from(["input_shape", "upsample", "latent_dim", "bottleneck", "x"]),
+                st.one_of(st.integers(-3, 10**9), st.text(max_size=6), st.lists(st.integers(0, 64), max_size=3)),
+                max_size=3,
+            ),
+            st.integers(),
+        ),
+        st.one_of(st.lists(st.integers(-1, 10**6), max_size=4), st.text(max_size=4)),
+    ),
 )
 
 
@@ -135,8 +203,11 @@ def test_image_modes(mode: str, tmp_path: Path) -> None:
 CLI_KEYS = [k for k in KEYS if k not in ("train.epochs", "train.patience")]  # a valid huge epoch count would just train
 
 
-@settings(max_examples=int(os.environ.get("CAEKIT_FUZZ_CLI_EXAMPLES", "30")), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("CAEKIT_FUZZ_CLI_EXAMPLES", "30")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(key=st.sampled_from(CLI_KEYS), value=YAML_SCALARS)
 def test_set_values_through_the_command_line(key: str, value: object, capsys: pytest.CaptureFixture[str]) -> None:
     """Exit 0 or 2, one line on stderr when 2, no traceback, nothing written outside the runs folder, no file changed."""
@@ -149,10 +220,29 @@ def test_set_values_through_the_command_line(key: str, value: object, capsys: py
     mine = work / "notes.yaml"
     mine.write_text("my own file\n")
     runs = work / "runs"
-    code, _, err = run_cli(["train", "--runs-dir", str(runs), "--no-progress", "--set", "data.limit=40", "--set", "data.image_size=8",
-                            "--set", "train.epochs=1", "--set", "train.verbose=false", "--set", f"{key}={text}"], capsys)
+    code, _, err = run_cli(
+        [
+            "train",
+            "--runs-dir",
+            str(runs),
+            "--no-progress",
+            "--set",
+            "data.limit=40",
+            "--set",
+            "data.image_size=8",
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "train.verbose=false",
+            "--set",
+            f"{key}={text}",
+        ],
+        capsys,
+    )
     assert code in (0, 2), err
     if code == 2:
         assert len(err.strip().splitlines()) == 1 and err.startswith("caekit: error:"), err
     assert "Traceback" not in err
-    assert sorted(p.name for p in work.iterdir()) in (["notes.yaml"], ["notes.yaml", "runs"]) and mine.read_text() == "my own file\n"
+    assert (
+        sorted(p.name for p in work.iterdir()) in (["notes.yaml"], ["notes.yaml", "runs"]) and mine.read_text() == "my own file\n"
+    )

@@ -23,13 +23,18 @@ from caekit.errors import CheckpointError, ConfigError, DataError
 from caekit.runs import RunFolder
 from conftest import run_cli
 
-TINY = {"model": {"name": "cae28"}, "data": {"name": "digits"}, "train": {"epochs": 1, "batch_size": 64, "progress": False,
-                                                                           "verbose": False}}
+TINY = {
+    "model": {"name": "cae28"},
+    "data": {"name": "digits"},
+    "train": {"epochs": 1, "batch_size": 64, "progress": False, "verbose": False},
+}
 
 
 def one_line_error(code: int, err: str, words: str) -> bool:
     lines = err.strip().splitlines()
-    return code == 2 and len(lines) == 1 and lines[0].startswith("caekit: error:") and words in lines[0] and "Traceback" not in err
+    return (
+        code == 2 and len(lines) == 1 and lines[0].startswith("caekit: error:") and words in lines[0] and "Traceback" not in err
+    )
 
 
 @pytest.fixture(scope="module")
@@ -40,28 +45,42 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # ------------------------------------------------------------------------------------------- configs and --set
 
 
-@pytest.mark.parametrize(("value", "words"), [
-    ("train.epochs=[1", "--set train.epochs"), ("train.epochs=!!python/object/apply:os.system ['echo hi']", "--set train.epochs"),
-    ("optim.betas=[2,5]", "betas lie in [0, 1)"), ("train.device=tpu", "device is auto, cpu"),
-    ("train.seed=99999999999999999999999", "train.seed"), ("data.limit=1", "data.limit"),
-    ("data.image_size=100000", "data.image_size"), ("train.epochs=true", "yes/no value"),
-    ("data.image_size=4096", "would need"), ("train.epochs=10000000", "train.epochs"),
-    ("optim.lr=3.4e37", "optim.lr"),  # found by the fuzz test through the CLI: it overflowed inside torch's optimiser
-])
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("train.epochs=[1", "--set train.epochs"),
+        ("train.epochs=!!python/object/apply:os.system ['echo hi']", "--set train.epochs"),
+        ("optim.betas=[2,5]", "betas lie in [0, 1)"),
+        ("train.device=tpu", "device is auto, cpu"),
+        ("train.seed=99999999999999999999999", "train.seed"),
+        ("data.limit=1", "data.limit"),
+        ("data.image_size=100000", "data.image_size"),
+        ("train.epochs=true", "yes/no value"),
+        ("data.image_size=4096", "would need"),
+        ("train.epochs=10000000", "train.epochs"),
+        ("optim.lr=3.4e37", "optim.lr"),  # found by the fuzz test through the CLI: it overflowed inside torch's optimiser
+    ],
+)
 def test_bad_set_values_are_one_line(value: str, words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["train", "--runs-dir", str(tmp_path), "--set", value], capsys)
     assert one_line_error(code, err, words), err
     assert not any(tmp_path.iterdir())  # refused before a run folder was made
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    ("train: {epochs: 1}\ntrain: {epochs: 2}\n", "given twice"),
-    ("train: {epochs: true}\n", "yes/no value"),
-    ("model:\n  name: cae28\n  args:\n    a: &a [x, x, x, x, x, x, x, x, x, x]\n    b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
-     "    c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n    d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
-     "    e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n    f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
-     "    g: [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n", "alias"),
-])
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("train: {epochs: 1}\ntrain: {epochs: 2}\n", "given twice"),
+        ("train: {epochs: true}\n", "yes/no value"),
+        (
+            "model:\n  name: cae28\n  args:\n    a: &a [x, x, x, x, x, x, x, x, x, x]\n    b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+            "    c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n    d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+            "    e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n    f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+            "    g: [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n",
+            "alias",
+        ),
+    ],
+)
 def test_bad_config_files_are_one_line(text: str, words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(text)
@@ -76,10 +95,14 @@ def test_a_config_that_is_not_utf8_is_one_line(tmp_path: Path, capsys: pytest.Ca
     assert one_line_error(code, err, "UTF-8"), err
 
 
-def test_a_spec_too_large_for_the_machine_is_refused_before_allocating(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_spec_too_large_for_the_machine_is_refused_before_allocating(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     spec = tmp_path / "huge.yaml"
-    spec.write_text("input_shape: [1, 28, 28]\nencoder:\n  - {type: conv, filters: 1000000, kernel: 3, padding: 1}\n"
-                    "  - {type: pool}\nbottleneck: {code_size: 2000000000}\n")
+    spec.write_text(
+        "input_shape: [1, 28, 28]\nencoder:\n  - {type: conv, filters: 1000000, kernel: 3, padding: 1}\n"
+        "  - {type: pool}\nbottleneck: {code_size: 2000000000}\n"
+    )
     code, _, err = run_cli(["train", "--model", "cae", "--spec", str(spec), "--runs-dir", str(tmp_path / "runs")], capsys)
     assert one_line_error(code, err, "would need"), err
 
@@ -91,8 +114,9 @@ def test_an_unwritable_runs_folder_is_one_line(tmp_path: Path, capsys: pytest.Ca
     assert one_line_error(code, err, str(blocker)), err
 
 
-def test_an_unexpected_failure_is_one_line_with_the_traceback_in_a_log(monkeypatch: pytest.MonkeyPatch,
-                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unexpected_failure_is_one_line_with_the_traceback_in_a_log(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import caekit.api
 
     def broken(*args: object, **kwargs: object) -> None:
@@ -114,16 +138,41 @@ def _checkpoint(path: Path, header: str | None, tensors: dict[str, torch.Tensor]
     return path
 
 
-@pytest.mark.parametrize(("header", "words"), [
-    ("{not json", "not JSON"), ("[1, 2]", "not a mapping"), (None, "no caekit metadata"),
-    (json.dumps({"format": "caekit-checkpoint-1", "model": {"name": "cae28", "args": 5}, "image_shape": [1, 8, 8]}), "model.args"),
-    (json.dumps({"format": "caekit-checkpoint-1", "model": {"name": "cae28", "args": {}}}), "image_shape"),
-    (json.dumps({"format": "caekit-checkpoint-1", "image_shape": [1, 28, 28],
-                 "model": {"name": "cae", "args": {"spec": {"input_shape": [1, 28, 28], "encoder": [{"type": "conv", "filters": 8}],
-                                                            "bottleneck": {"code_size": 2000000000}}}}}), "would need"),
-])
-def test_a_damaged_or_hostile_checkpoint_is_one_line(header: str | None, words: str, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("header", "words"),
+    [
+        ("{not json", "not JSON"),
+        ("[1, 2]", "not a mapping"),
+        (None, "no caekit metadata"),
+        (
+            json.dumps({"format": "caekit-checkpoint-1", "model": {"name": "cae28", "args": 5}, "image_shape": [1, 8, 8]}),
+            "model.args",
+        ),
+        (json.dumps({"format": "caekit-checkpoint-1", "model": {"name": "cae28", "args": {}}}), "image_shape"),
+        (
+            json.dumps(
+                {
+                    "format": "caekit-checkpoint-1",
+                    "image_shape": [1, 28, 28],
+                    "model": {
+                        "name": "cae",
+                        "args": {
+                            "spec": {
+                                "input_shape": [1, 28, 28],
+                                "encoder": [{"type": "conv", "filters": 8}],
+                                "bottleneck": {"code_size": 2000000000},
+                            }
+                        },
+                    },
+                }
+            ),
+            "would need",
+        ),
+    ],
+)
+def test_a_damaged_or_hostile_checkpoint_is_one_line(
+    header: str | None, words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = _checkpoint(tmp_path / "bad.safetensors", header)
     image = tmp_path / "d.png"
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(image)
@@ -146,7 +195,9 @@ def test_a_resume_with_a_damaged_train_state_is_one_line(run: Path, tmp_path: Pa
 def test_a_checkpoint_trained_from_a_spec_file_holds_the_spec_itself(tmp_path: Path) -> None:
     spec = tmp_path / "mine.yaml"
     spec.write_text("input_shape: [1, 8, 8]\nencoder:\n  - {type: conv, filters: 8, kernel: 3, padding: 1}\n  - {type: pool}\n")
-    result = caekit.train({**TINY, "name": "spec", "runs_dir": str(tmp_path), "model": {"name": "cae", "args": {"spec": str(spec)}}})
+    result = caekit.train(
+        {**TINY, "name": "spec", "runs_dir": str(tmp_path), "model": {"name": "cae", "args": {"spec": str(spec)}}}
+    )
     images = result.splits.test.images[:4]
     before = caekit.reconstruct(caekit.load(result.run.path)[0], images)
     spec.write_text("input_shape: [1, 8, 8]\nencoder:\n  - {type: conv, filters: 4, kernel: 5, padding: 2}\n  - {type: pool}\n")
@@ -270,11 +321,22 @@ def _cifar_batches(folder: Path) -> Path:
     rng = np.random.default_rng(0)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         with (batches / name).open("wb") as f:
-            pickle.dump({"batch_label": name, "labels": [int(v) for v in rng.integers(0, 10, 3)],
-                         "data": rng.integers(0, 256, (3, 3072)).astype(np.uint8), "filenames": ["x.png"] * 3}, f, protocol=2)
+            pickle.dump(
+                {
+                    "batch_label": name,
+                    "labels": [int(v) for v in rng.integers(0, 10, 3)],
+                    "data": rng.integers(0, 256, (3, 3072)).astype(np.uint8),
+                    "filenames": ["x.png"] * 3,
+                },
+                f,
+                protocol=2,
+            )
     with (batches / "batches.meta").open("wb") as f:
-        pickle.dump({"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]}, f,
-                    protocol=2)
+        pickle.dump(
+            {"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]},
+            f,
+            protocol=2,
+        )
     return batches
 
 
@@ -381,8 +443,23 @@ def small_disk(tmp_path: Path):
 
 
 def test_a_full_disk_is_one_line_and_keeps_what_was_written(small_disk: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(["train", "--model", "cae28", "--dataset", "digits", "--epochs", "30", "--runs-dir", str(small_disk),
-                            "--name", "full", "--no-progress"], capsys)
+    code, _, err = run_cli(
+        [
+            "train",
+            "--model",
+            "cae28",
+            "--dataset",
+            "digits",
+            "--epochs",
+            "30",
+            "--runs-dir",
+            str(small_disk),
+            "--name",
+            "full",
+            "--no-progress",
+        ],
+        capsys,
+    )
     assert one_line_error(code, err, "No space left on device"), err
     run = small_disk / "full"
     assert (run / "config.yaml").is_file() and not list(run.rglob("*.tmp"))  # no half-written file stays behind
@@ -398,13 +475,34 @@ def test_a_run_killed_at_random_moments_resumes_to_a_readable_checkpoint(tmp_pat
     import sys
     import time
 
-    command = [sys.executable, "-m", "caekit", "train", "--model", "cae28", "--dataset", "digits", "--epochs", "6",
-               "--runs-dir", str(tmp_path), "--name", "killed", "--no-progress", "--set", "train.batch_size=16"]
+    command = [
+        sys.executable,
+        "-m",
+        "caekit",
+        "train",
+        "--model",
+        "cae28",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "6",
+        "--runs-dir",
+        str(tmp_path),
+        "--name",
+        "killed",
+        "--no-progress",
+        "--set",
+        "train.batch_size=16",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     last = tmp_path / "killed" / "checkpoints" / "last.safetensors"
     for delay in (0.3, 0.9, 1.7):
-        process = subprocess.Popen(command if not last.is_file() else [*command, "--resume", str(tmp_path / "killed")], env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            command if not last.is_file() else [*command, "--resume", str(tmp_path / "killed")],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.time() + 60
         while not last.is_file() and time.time() < deadline and process.poll() is None:
             time.sleep(0.05)

@@ -16,16 +16,31 @@ SOURCE = ROOT / "src" / "caekit"
 # package or module of caekit -> floor; a module may import caekit modules of lower floors, and its own package
 FLOORS = {
     "errors": 0,
-    "fileio": 1, "registry": 1, "yamlio": 1,
-    "checkpoint": 2, "config": 2, "device": 2, "layers": 2, "metrics": 2, "runs": 2, "spec": 2,
-    "catalogue": 3, "data": 3, "models": 3,
-    "inference": 4, "training": 4, "viz": 4,
+    "fileio": 1,
+    "registry": 1,
+    "yamlio": 1,
+    "checkpoint": 2,
+    "config": 2,
+    "device": 2,
+    "layers": 2,
+    "metrics": 2,
+    "runs": 2,
+    "spec": 2,
+    "catalogue": 3,
+    "data": 3,
+    "models": 3,
+    "inference": 4,
+    "training": 4,
+    "viz": 4,
     "evaluate": 5,
     "runner": 6,
-    "report": 7, "search": 7, "workflows": 7,
+    "report": 7,
+    "search": 7,
+    "workflows": 7,
     "api": 8,
     "cli": 9,
-    "__init__": 10, "__main__": 10,
+    "__init__": 10,
+    "__main__": 10,
 }
 
 
@@ -33,8 +48,13 @@ def imported_parts(path: Path) -> list[tuple[int, str]]:
     """(line, caekit part) of every ``import caekit.X...`` and ``from caekit.X... import`` in a file."""
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
-        names = [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else \
-            [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        names = (
+            [node.module]
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+            else [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else []
+        )
         for name in names:
             parts = name.split(".")
             if parts[0] == "caekit" and len(parts) > 1:
@@ -70,7 +90,9 @@ def test_an_upward_import_is_caught(tmp_path: Path) -> None:
     copy = tmp_path / "caekit"
     shutil.copytree(SOURCE, copy, ignore=shutil.ignore_patterns("__pycache__"))
     (copy / "models" / "cae.py").write_text((copy / "models" / "cae.py").read_text() + "\nfrom caekit.training import engine\n")
-    (copy / "training" / "objectives.py").write_text("from caekit import viz\n" + (copy / "training" / "objectives.py").read_text())
+    (copy / "training" / "objectives.py").write_text(
+        "from caekit import viz\n" + (copy / "training" / "objectives.py").read_text()
+    )
     found = upward_imports(copy)
     assert len(found) == 2
     assert any(f.startswith("models/cae.py:") and "models (floor 3) -> training (floor 4)" in f for f in found)
@@ -80,7 +102,7 @@ def test_an_upward_import_is_caught(tmp_path: Path) -> None:
 def test_the_readme_shows_the_same_floors() -> None:
     """README's layout table: one row per package, ``| floor | `caekit.X`, ... | what |``."""
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Layout"):]
+    section = text[text.index("## Layout") :]
     section = section[: section.find("\n## ", 4) % (len(section) + 1)]
     shown: dict[str, int] = {}
     for floor, cell in re.findall(r"^\| (\d+) \| ([^|]+) \|", section, re.M):

@@ -37,7 +37,9 @@ def test_max_unpooling_in_channels_last_matches_nchw() -> None:
     x = torch.rand(2, 3, 8, 8)
     pooled, switches = F.max_pool2d(x, 2, 2, return_indices=True)
     layer = unpool("max", 3, 2, 2)
-    cl = layer(pooled.contiguous(memory_format=torch.channels_last), switches.contiguous(memory_format=torch.channels_last), (8, 8))
+    cl = layer(
+        pooled.contiguous(memory_format=torch.channels_last), switches.contiguous(memory_format=torch.channels_last), (8, 8)
+    )
     assert torch.equal(cl, layer(pooled, switches, (8, 8)))
 
 
@@ -68,11 +70,19 @@ def test_transposed_unpooling_is_learned_and_reaches_the_size() -> None:
 
 
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
-@pytest.mark.parametrize(("cout", "kernel", "stride", "padding", "output_padding", "bias"),
-                         [(3, 5, 1, 2, 0, True), (1, (4, 5), 1, (0, 1), 0, False), (2, 4, 1, 1, 0, True),
-                          (1, 4, 2, 1, 0, True), (3, (4, 5), (2, 3), (1, 0), (1, 2), False)])
-def test_by_taps_transposed_conv_matches_pytorch_in_values_and_gradients(memory_format, cout, kernel, stride, padding,
-                                                                          output_padding, bias) -> None:
+@pytest.mark.parametrize(
+    ("cout", "kernel", "stride", "padding", "output_padding", "bias"),
+    [
+        (3, 5, 1, 2, 0, True),
+        (1, (4, 5), 1, (0, 1), 0, False),
+        (2, 4, 1, 1, 0, True),
+        (1, 4, 2, 1, 0, True),
+        (3, (4, 5), (2, 3), (1, 0), (1, 2), False),
+    ],
+)
+def test_by_taps_transposed_conv_matches_pytorch_in_values_and_gradients(
+    memory_format, cout, kernel, stride, padding, output_padding, bias
+) -> None:
     torch.manual_seed(0)
     ours = ConvTranspose2d(32, cout, kernel, stride, padding, output_padding, bias=bias).to(memory_format=memory_format)
     theirs = nn.ConvTranspose2d(32, cout, kernel, stride, padding, output_padding, bias=bias)
@@ -99,14 +109,22 @@ def test_by_taps_gradients_pass_gradcheck_in_double() -> None:
     assert torch.autograd.gradcheck(lambda *t: _TransposedConvByTaps.apply(*t, (2, 2), (1, 0), (1, 0)), (x, weight, bias))
 
 
-@pytest.mark.parametrize("layer", [ConvTranspose2d(32, 3, 4, padding=4), ConvTranspose2d(16, 3, 5, padding=1),
-                                   ConvTranspose2d(32, 4, 5, padding=1), ConvTranspose2d(32, 3, 5, padding=1, dilation=2),
-                                   ConvTranspose2d(32, 3, 3, padding=1)])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        ConvTranspose2d(32, 3, 4, padding=4),
+        ConvTranspose2d(16, 3, 5, padding=1),
+        ConvTranspose2d(32, 4, 5, padding=1),
+        ConvTranspose2d(32, 3, 5, padding=1, dilation=2),
+        ConvTranspose2d(32, 3, 3, padding=1),
+    ],
+)
 def test_layers_outside_the_by_taps_case_are_plain_pytorch(layer) -> None:
     x = torch.randn(1, layer.in_channels, 8, 8)
     assert not layer._by_taps(x)
-    reference = nn.ConvTranspose2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
-                                   dilation=layer.dilation)
+    reference = nn.ConvTranspose2d(
+        layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding, dilation=layer.dilation
+    )
     reference.load_state_dict(layer.state_dict())
     torch.testing.assert_close(layer(x), reference(x))
 

@@ -10,20 +10,14 @@ import torch
 from caekit.evaluate.segmentation import SegmentationScores, evaluate_segmentation
 from caekit.metrics import confusion_matrix, per_image_scores
 
-TRUTH = torch.tensor([[0, 0, 1, 1],
-                      [0, 2, 2, 1],
-                      [255, 2, 2, 0]])
-PRED = torch.tensor([[0, 1, 1, 1],
-                     [0, 2, 1, 1],
-                     [2, 2, 0, 0]])
+TRUTH = torch.tensor([[0, 0, 1, 1], [0, 2, 2, 1], [255, 2, 2, 0]])
+PRED = torch.tensor([[0, 1, 1, 1], [0, 2, 1, 1], [2, 2, 0, 0]])
 
 
 def test_confusion_and_iou_by_hand() -> None:
     cm = confusion_matrix(PRED, TRUTH, 3)
     # rows truth, columns prediction; the ignored pixel (255) is not counted
-    assert cm.tolist() == [[3, 1, 0],
-                           [0, 3, 0],
-                           [1, 1, 2]]
+    assert cm.tolist() == [[3, 1, 0], [0, 3, 0], [1, 1, 2]]
     scores = SegmentationScores(cm, ["bg", "a", "b"])
     # class 0: TP 3, FP 1 (truth 2 predicted 0), FN 1 -> 3/5; class 1: TP 3, FP 2, FN 0 -> 3/5; class 2: 2/(2+0+2) = 1/2
     assert scores.iou == pytest.approx({"bg": 0.6, "a": 0.6, "b": 0.5})

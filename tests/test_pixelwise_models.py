@@ -47,11 +47,15 @@ def test_segnet_takes_the_encoder_from_a_cae_spec() -> None:
 
 
 def test_max_unpooling_puts_values_where_the_maxima_were() -> None:
-    x = torch.tensor([[1.0, 2.0, 0.0, 7.0, 1.0],
-                      [3.0, 4.0, 6.0, 5.0, 9.0],
-                      [0.0, 0.0, 1.0, 0.0, 2.0],
-                      [8.0, 0.0, 0.0, 3.0, 0.0],
-                      [5.0, 5.0, 5.0, 5.0, 5.0]]).view(1, 1, 5, 5)
+    x = torch.tensor(
+        [
+            [1.0, 2.0, 0.0, 7.0, 1.0],
+            [3.0, 4.0, 6.0, 5.0, 9.0],
+            [0.0, 0.0, 1.0, 0.0, 2.0],
+            [8.0, 0.0, 0.0, 3.0, 0.0],
+            [5.0, 5.0, 5.0, 5.0, 5.0],
+        ]
+    ).view(1, 1, 5, 5)
     pooled, switches = torch.nn.MaxPool2d(2, 2, return_indices=True)(x)
     assert pooled.view(-1).tolist() == [4.0, 7.0, 8.0, 3.0]
     up = Upsample("max", 1)(torch.tensor([[[[10.0, 20.0], [30.0, 40.0]]]]), (5, 5), switches)
@@ -102,3 +106,22 @@ def test_bad_options_are_user_errors() -> None:
         create_model("unet", upsample="magic")
     with pytest.raises(ConfigError, match="scale"):
         create_model("unet", task="superres", scale=1)
+
+
+@pytest.mark.parametrize("name", ["segnet", "unet", "deconvnet", "fcn", "dcgan", "cdcgan"])
+def test_builders_that_pass_options_on_check_and_record_them(name: str) -> None:
+    """A builder with ``**options`` still refuses an unknown option by name and records every default in a run."""
+    from caekit.models.registry import MODELS
+    from caekit.runner import model_arguments
+
+    with pytest.raises(ConfigError, match=r"has no option 'dept'; its options are: .*width"):
+        create_model(name, dept=2)
+    recorded = model_arguments(name, {}, (1, 32, 32))
+    assert recorded["input_shape"] == [1, 32, 32]
+    assert "width" in recorded and "options" not in recorded
+    assert set(recorded) == set(MODELS.parameters(name))
+
+
+def test_deconvnet_keeps_its_own_default_encoder() -> None:
+    assert create_model("deconvnet", input_shape=(3, 32, 32)).config["encoder"] == "vgg"
+    assert create_model("segnet", input_shape=(3, 32, 32)).config["encoder"] == "cae"

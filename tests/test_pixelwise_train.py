@@ -30,15 +30,26 @@ def _scan_canvases(count: int, size: int = 48, seed: int = 0) -> ImageSet:
     bunch = load_digits()
     digits = np.rint(np.kron(bunch.images, np.ones((3, 3))) * (255 / 16)).astype(np.uint8)
     images, masks, first = make_canvases(digits, bunch.target, count, size, max_digits=3, seed=seed)
-    return ImageSet(torch.from_numpy(images)[:, None], torch.from_numpy(first), list(DIGIT_CLASSES), "scan-canvas",
-                    {"mask": torch.from_numpy(masks)})
+    return ImageSet(
+        torch.from_numpy(images)[:, None],
+        torch.from_numpy(first),
+        list(DIGIT_CLASSES),
+        "scan-canvas",
+        {"mask": torch.from_numpy(masks)},
+    )
 
 
-def _fit(model_name: str, objective: str, data: ImageSet, epochs: int, lr: float = 2e-3, **model_args: object) -> tuple[list, Engine]:
+def _fit(
+    model_name: str, objective: str, data: ImageSet, epochs: int, lr: float = 2e-3, **model_args: object
+) -> tuple[list, Engine]:
     torch.manual_seed(0)
     model = create_model(model_name, input_shape=data.shape, **model_args)
-    engine = Engine(model, build_objective(objective), TrainConfig(epochs=epochs, batch_size=16, progress=False, device="cpu"),
-                    OptimConfig(lr=lr))
+    engine = Engine(
+        model,
+        build_objective(objective),
+        TrainConfig(epochs=epochs, batch_size=16, progress=False, device="cpu"),
+        OptimConfig(lr=lr),
+    )
     return engine.fit(data), engine
 
 
@@ -82,14 +93,29 @@ def _write_mask_folder(root: Path, data: ImageSet) -> None:
 
 def test_segment_command_on_a_trained_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _write_mask_folder(tmp_path / "pairs", _scan_canvases(48, size=40, seed=1))
-    config = {"name": "seg", "runs_dir": str(tmp_path / "runs"), "model": {"name": "segnet", "args": {"width": 4, "depth": 2}},
-              "data": {"name": "mask-folder", "root": str(tmp_path / "pairs"), "val_fraction": 0.2},
-              "objective": {"name": "segment", "args": {"dice": 0.5}}, "train": {"epochs": 1, "batch_size": 16, "progress": False}}
+    config = {
+        "name": "seg",
+        "runs_dir": str(tmp_path / "runs"),
+        "model": {"name": "segnet", "args": {"width": 4, "depth": 2}},
+        "data": {"name": "mask-folder", "root": str(tmp_path / "pairs"), "val_fraction": 0.2},
+        "objective": {"name": "segment", "args": {"dice": 0.5}},
+        "train": {"epochs": 1, "batch_size": 16, "progress": False},
+    }
     result = train(config)
     assert (result.run.path / "segmentation.png").is_file() and "iou" in result.test
     files = [str(tmp_path / "pairs" / "images" / f"c{i:03d}.png") for i in range(3)]
-    main(["segment", *files, "--model", str(result.run.path), "--out", str(tmp_path / "out"),
-          "--masks", str(tmp_path / "pairs" / "masks")])
+    main(
+        [
+            "segment",
+            *files,
+            "--model",
+            str(result.run.path),
+            "--out",
+            str(tmp_path / "out"),
+            "--masks",
+            str(tmp_path / "pairs" / "masks"),
+        ]
+    )
     out = tmp_path / "out"
     mask = np.asarray(Image.open(out / "c000_mask.png"))
     assert mask.shape == (40, 40) and mask.max() <= 10
@@ -99,10 +125,14 @@ def test_segment_command_on_a_trained_run(tmp_path: Path, capsys: pytest.Capture
 
 @pytest.mark.slow
 def test_upscale_command_on_a_trained_run(tmp_path: Path, cifar_sample: Path) -> None:
-    config = {"name": "sr", "runs_dir": str(tmp_path / "runs"),
-              "model": {"name": "fcn", "args": {"task": "superres", "scale": 2, "width": 4, "depth": 2}},
-              "data": {"name": "cifar10", "root": str(cifar_sample), "limit": 100, "val_fraction": 0.2},
-              "objective": {"name": "superres"}, "train": {"epochs": 1, "batch_size": 32, "progress": False}}
+    config = {
+        "name": "sr",
+        "runs_dir": str(tmp_path / "runs"),
+        "model": {"name": "fcn", "args": {"task": "superres", "scale": 2, "width": 4, "depth": 2}},
+        "data": {"name": "cifar10", "root": str(cifar_sample), "limit": 100, "val_fraction": 0.2},
+        "objective": {"name": "superres"},
+        "train": {"epochs": 1, "batch_size": 32, "progress": False},
+    }
     result = train(config)
     assert (result.run.path / "superres.png").is_file() and "bicubic_psnr" in result.test
     files = sorted((cifar_sample / "test" / "cat").glob("*.png"))[:2]

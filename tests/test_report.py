@@ -23,9 +23,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     folder = tmp_path_factory.mktemp("runs")
     made = []
     for name, lr, epochs in (("slow", 1e-4, 1), ("fast", 3e-3, 2)):
-        config = {"name": name, "runs_dir": str(folder), "model": {"name": "cae28"}, "optim": {"lr": lr},
-                  "data": {"name": "digits", "image_size": 16, "limit": 64},
-                  "train": {"epochs": epochs, "batch_size": 32, "progress": False}}
+        config = {
+            "name": name,
+            "runs_dir": str(folder),
+            "model": {"name": "cae28"},
+            "optim": {"lr": lr},
+            "data": {"name": "digits", "image_size": 16, "limit": 64},
+            "train": {"epochs": epochs, "batch_size": 32, "progress": False},
+        }
         made.append(api.train(config).run.path)
     # What other parts of caekit leave in a run folder: pictures in sub-folders and JSON evaluations.
     (made[1] / "embeddings").mkdir()
@@ -37,7 +42,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 def _count_pictures(run: Path) -> int:
     """The run's pictures a page shows: all but curves.png, whose metrics the page draws itself."""
-    return sum(1 for p in run.rglob("*.png") if not {"tb", "checkpoints"} & set(p.relative_to(run).parts) and p.name != "curves.png")
+    return sum(
+        1 for p in run.rglob("*.png") if not {"tb", "checkpoints"} & set(p.relative_to(run).parts) and p.name != "curves.png"
+    )
 
 
 def test_pages_are_self_contained_and_hold_every_picture(runs: list[Path], tmp_path: Path) -> None:
@@ -103,7 +110,8 @@ def test_pages_render_in_headless_chromium(runs: list[Path], tmp_path: Path) -> 
         for page in [index, *pages]:
             browser.get(page.resolve().as_uri())
             images = browser.execute_script(
-                "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight, i.alt]);")
+                "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight, i.alt]);"
+            )
             assert images, f"{page.name} shows no image"
             broken = [alt for complete, width, height, alt in images if not (complete and width > 0 and height > 0)]
             assert not broken, f"{page.name}: images that did not render: {broken}"

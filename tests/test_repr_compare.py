@@ -20,15 +20,33 @@ def test_shipped_configs_validate() -> None:
         config = load_compare_config(ROOT / "configs" / f"compare-{name}.yaml")
         assert config.models and all(e.pretrained is None or e.pretrained in config.pretrain for e in config.models)
     with pytest.raises(ConfigError, match="not under pretrain"):
-        load_compare_config({"data": {"name": "digits"}, "sample": {"per_class": 5},
-                             "models": [{"label": "x", "pretrained": "nope", "model": {"name": "lenet5"}}]})
+        load_compare_config(
+            {
+                "data": {"name": "digits"},
+                "sample": {"per_class": 5},
+                "models": [{"label": "x", "pretrained": "nope", "model": {"name": "lenet5"}}],
+            }
+        )
     with pytest.raises(ConfigError, match="exactly one"):
         load_compare_config({"data": {"name": "digits"}, "sample": {}, "models": [{"label": "x", "model": {"name": "lenet5"}}]})
 
 
 def test_summarise_means_and_spreads() -> None:
-    rows = [{"data": "d", "sample": "s", "model": "m", "seed": s, "accuracy": a, "precision": a, "recall": a, "f1": a,
-             "weighted_f1": a, "seconds": 1.0} for s, a in ((0, 0.5), (1, 0.7), (2, 0.9))]
+    rows = [
+        {
+            "data": "d",
+            "sample": "s",
+            "model": "m",
+            "seed": s,
+            "accuracy": a,
+            "precision": a,
+            "recall": a,
+            "f1": a,
+            "weighted_f1": a,
+            "seconds": 1.0,
+        }
+        for s, a in ((0, 0.5), (1, 0.7), (2, 0.9))
+    ]
     (summary,) = summarise(rows)
     assert summary["accuracy_mean"] == pytest.approx(0.7) and summary["accuracy_std"] == pytest.approx(0.2)
     assert summary["seeds"] == 3
@@ -36,8 +54,22 @@ def test_summarise_means_and_spreads() -> None:
 
 @pytest.mark.slow
 def test_compare_command_on_the_tiny_config(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    main(["compare", str(TINY), "--set", f"runs_dir={tmp_path}", "--set", "data.limit=400", "--set", "test_limit=120",
-          "--set", "train.epochs=2", "--set", "pretrain.cae.train.epochs=1"])
+    main(
+        [
+            "compare",
+            str(TINY),
+            "--set",
+            f"runs_dir={tmp_path}",
+            "--set",
+            "data.limit=400",
+            "--set",
+            "test_limit=120",
+            "--set",
+            "train.epochs=2",
+            "--set",
+            "pretrain.cae.train.epochs=1",
+        ]
+    )
     out = capsys.readouterr().out
     folder = tmp_path / "compare-tiny"
     with (folder / "results.csv").open() as f:

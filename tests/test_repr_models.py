@@ -28,8 +28,12 @@ def digits16():
 
 
 def _train(model, data, objective="classify", epochs=1, **objective_args):
-    engine = Engine(model, build_objective(objective, **objective_args),
-                    TrainConfig(epochs=epochs, batch_size=32, progress=False, device="cpu"), OptimConfig(lr=1e-2, weight_decay=0))
+    engine = Engine(
+        model,
+        build_objective(objective, **objective_args),
+        TrainConfig(epochs=epochs, batch_size=32, progress=False, device="cpu"),
+        OptimConfig(lr=1e-2, weight_decay=0),
+    )
     history = engine.fit(data)
     return engine, history
 
@@ -62,8 +66,9 @@ def test_baseline_loads_local_safetensors_and_skips_what_does_not_fit(tmp_path: 
 
 def test_linear_probe_leaves_the_encoder_untouched(digits16) -> None:
     # an encoder with batch norm, to check that its running statistics stay frozen as well
-    model = EncoderClassifier(create_model("backbone_ae", backbone="resnet18", input_shape=(1, 16, 16), depth=1),
-                              10, (1, 16, 16), mode="linear")
+    model = EncoderClassifier(
+        create_model("backbone_ae", backbone="resnet18", input_shape=(1, 16, 16), depth=1), 10, (1, 16, 16), mode="linear"
+    )
     before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
     head_before = model.head[-1].weight.clone()
     _engine, history = _train(model, digits16, epochs=2)
@@ -88,8 +93,9 @@ def test_code_norm_makes_the_head_blind_to_the_scale_of_the_codes() -> None:
     x = torch.rand(64, 1, 28, 28)
     change = {}
     for code_norm in (True, False):
-        model = create_model("encoder_classifier", autoencoder="cae28", num_classes=10, mode="linear", code_norm=code_norm,
-                             input_shape=(1, 28, 28)).train()
+        model = create_model(
+            "encoder_classifier", autoencoder="cae28", num_classes=10, mode="linear", code_norm=code_norm, input_shape=(1, 28, 28)
+        ).train()
         before = model(x)
         last_conv = [m for m in model.encoder.modules() if isinstance(m, torch.nn.Conv2d)][-1]
         with torch.no_grad():  # ReLU and max-pool commute with a positive scale: the codes become 50x larger
@@ -114,12 +120,17 @@ def test_finetune_trains_the_encoder_with_its_own_learning_rate(digits16) -> Non
 
 def test_l2_sp_pulls_the_encoder_towards_its_start_instead_of_zero(digits16) -> None:
     """With a strong pull the encoder stays near where it started; plain weight decay (the same strength) shrinks it."""
+
     def train(**objective_args):
         torch.manual_seed(0)
         model = create_model("encoder_classifier", autoencoder="cae28", num_classes=10, mode="finetune", input_shape=(1, 16, 16))
         start = [p.detach().clone() for p in model.encoder.parameters()]
-        engine = Engine(model, build_objective("classify", **objective_args),
-                        TrainConfig(epochs=2, batch_size=32, progress=False, device="cpu"), OptimConfig(lr=1e-2, weight_decay=5.0))
+        engine = Engine(
+            model,
+            build_objective("classify", **objective_args),
+            TrainConfig(epochs=2, batch_size=32, progress=False, device="cpu"),
+            OptimConfig(lr=1e-2, weight_decay=5.0),
+        )
         history = engine.fit(digits16)
         drift = sum((p.detach() - s).pow(2).sum() for p, s in zip(model.encoder.parameters(), start)).sqrt().item()
         return engine, history, drift
@@ -131,15 +142,23 @@ def test_l2_sp_pulls_the_encoder_towards_its_start_instead_of_zero(digits16) -> 
     _, _, drift_wd = train()
     assert drift_sp < 0.5 * drift_wd
     with pytest.raises(ConfigError, match="no encoder"):
-        Engine(create_model("lenet5", num_classes=10, input_shape=(1, 16, 16)), build_objective("classify", l2_sp=1.0),
-               TrainConfig(epochs=1, progress=False, device="cpu"), OptimConfig())
+        Engine(
+            create_model("lenet5", num_classes=10, input_shape=(1, 16, 16)),
+            build_objective("classify", l2_sp=1.0),
+            TrainConfig(epochs=1, progress=False, device="cpu"),
+            OptimConfig(),
+        )
 
 
 def test_equal_validation_accuracy_is_decided_by_the_validation_loss() -> None:
     from caekit.runner import best_epoch as _best_epoch
 
-    history = [{"epoch": 1, "val_accuracy": 0.95, "val_loss": 0.30}, {"epoch": 2, "val_accuracy": 0.94, "val_loss": 0.20},
-               {"epoch": 3, "val_accuracy": 0.95, "val_loss": 0.25}, {"epoch": 4, "val_accuracy": 0.95, "val_loss": 0.27}]
+    history = [
+        {"epoch": 1, "val_accuracy": 0.95, "val_loss": 0.30},
+        {"epoch": 2, "val_accuracy": 0.94, "val_loss": 0.20},
+        {"epoch": 3, "val_accuracy": 0.95, "val_loss": 0.25},
+        {"epoch": 4, "val_accuracy": 0.95, "val_loss": 0.27},
+    ]
     assert _best_epoch(history, build_objective("classify")) == 3
     assert _best_epoch(history, build_objective("classify", monitor="loss")) == 2
 
@@ -147,9 +166,15 @@ def test_equal_validation_accuracy_is_decided_by_the_validation_loss() -> None:
 def test_classifier_from_a_trained_run_starts_from_its_weights(tmp_path: Path) -> None:
     from caekit.api import load, train
 
-    result = train({"runs_dir": str(tmp_path), "name": "ae", "model": {"name": "cae28"},
-                    "data": {"name": "digits", "image_size": 16, "limit": 200},
-                    "train": {"epochs": 1, "batch_size": 50, "progress": False}})
+    result = train(
+        {
+            "runs_dir": str(tmp_path),
+            "name": "ae",
+            "model": {"name": "cae28"},
+            "data": {"name": "digits", "image_size": 16, "limit": 200},
+            "train": {"epochs": 1, "batch_size": 50, "progress": False},
+        }
+    )
     ae, _ = load(result.run.path)
     clf = create_model("encoder_classifier", pretrained=str(result.run.path), num_classes=10, mode="finetune")
     for key, value in ae.encoder.state_dict().items():

@@ -22,8 +22,11 @@ from caekit.training.gan import GAN
 from caekit.workflows.compare import run_compare
 
 DATA = Path(__file__).parent / "data"
-TINY = {"model": {"name": "cae28", "args": {"upsample": "nearest"}}, "data": {"name": "digits"},
-        "train": {"epochs": 1, "batch_size": 64, "progress": False, "verbose": False}}
+TINY = {
+    "model": {"name": "cae28", "args": {"upsample": "nearest"}},
+    "data": {"name": "digits"},
+    "train": {"epochs": 1, "batch_size": 64, "progress": False, "verbose": False},
+}
 
 
 def _run(tmp_path: Path, name: str, **sections: dict) -> caekit.TrainResult:
@@ -41,7 +44,9 @@ def test_a_runs_test_codes_never_include_its_training_images(tmp_path: Path, cap
     # digits has no test split of its own: the run carves one with its train.seed (3 here, not the default 0)
     result = _run(tmp_path, "seeded", train={"seed": 3}, data={"test_fraction": 0.25})
     again = run_splits(result.run.path)
-    assert torch.equal(again.test.images, result.splits.test.images) and torch.equal(again.train.images, result.splits.train.images)
+    assert torch.equal(again.test.images, result.splits.test.images) and torch.equal(
+        again.train.images, result.splits.train.images
+    )
     assert not _rows(again.test.images) & (_rows(result.splits.train.images) | _rows(result.splits.val.images))
 
     for split, part in (("test", result.splits.test), ("train", result.splits.train), ("val", result.splits.val)):
@@ -54,8 +59,22 @@ def test_a_runs_test_codes_never_include_its_training_images(tmp_path: Path, cap
     expected = caekit.encode(model, result.splits.test)
     assert np.allclose(np.load(tmp_path / "test.npz")["codes"], expected, atol=1e-6)
     # embed draws on the same splits: its train codes are the run's training images, not all of digits
-    main(["embed", "--model", str(result.run.path), "--split", "train", "--out", str(tmp_path / "emb"), "--method", "pca",
-          "--no-projector", "--max-points", "100000"])
+    main(
+        [
+            "embed",
+            "--model",
+            str(result.run.path),
+            "--split",
+            "train",
+            "--out",
+            str(tmp_path / "emb"),
+            "--method",
+            "pca",
+            "--no-projector",
+            "--max-points",
+            "100000",
+        ]
+    )
     assert len(np.load(tmp_path / "emb" / "codes.npz")["codes"]) == len(result.splits.train)
     capsys.readouterr()
 
@@ -75,9 +94,15 @@ def test_runs_on_in_memory_splits_refuse_to_guess_their_test_images(tmp_path: Pa
 def test_every_run_folder_has_the_same_files(tmp_path: Path) -> None:
     """A compare run (in-memory splits) leaves what a plain run does: results.json with its monitor, pictures."""
     plain = _run(tmp_path, "plain").run.path
-    config = {"name": "cmp", "runs_dir": str(tmp_path), "data": {"name": "digits", "image_size": 28}, "sample": {"per_class": 10}, "seeds": [0],
-              "train": {"epochs": 2, "batch_size": 32, "progress": False, "verbose": False},
-              "models": [{"label": "LeNet-5", "model": {"name": "lenet5"}}]}
+    config = {
+        "name": "cmp",
+        "runs_dir": str(tmp_path),
+        "data": {"name": "digits", "image_size": 28},
+        "sample": {"per_class": 10},
+        "seeds": [0],
+        "train": {"epochs": 2, "batch_size": 32, "progress": False, "verbose": False},
+        "models": [{"label": "LeNet-5", "model": {"name": "lenet5"}}],
+    }
     run_compare(config, progress=None)
     compared = next((tmp_path / "cmp" / "runs").iterdir())
     for run in (plain, compared):
@@ -106,16 +131,28 @@ def test_an_explicit_optimiser_setting_wins_over_the_objectives_default() -> Non
     for optimizer in chosen.optimizers.values():
         group = optimizer.param_groups[0]
         assert group["lr"] == 1e-3 and group["betas"] == (0.9, 0.99) and group["weight_decay"] == 0.0  # the rest stays the GAN's
-    assert OptimConfig().resolved().model_dump() == {"name": "adam", "lr": 1e-3, "betas": (0.9, 0.999), "weight_decay": 5e-4,
-                                                     "momentum": 0.9}
+    assert OptimConfig().resolved().model_dump() == {
+        "name": "adam",
+        "lr": 1e-3,
+        "betas": (0.9, 0.999),
+        "weight_decay": 5e-4,
+        "momentum": 0.9,
+    }
 
 
 def test_the_run_folder_records_the_resolved_optimiser(tmp_path: Path) -> None:
     import yaml
 
-    result = caekit.train({"name": "gan", "runs_dir": str(tmp_path), "model": {"name": "dcgan", "args": {"latent_dim": 8, "width": 8}},
-                           "objective": {"name": "gan"}, "data": {"name": "digits", "image_size": 28, "limit": 128},
-                           "train": {"epochs": 1, "progress": False, "verbose": False}})
+    result = caekit.train(
+        {
+            "name": "gan",
+            "runs_dir": str(tmp_path),
+            "model": {"name": "dcgan", "args": {"latent_dim": 8, "width": 8}},
+            "objective": {"name": "gan"},
+            "data": {"name": "digits", "image_size": 28, "limit": 128},
+            "train": {"epochs": 1, "progress": False, "verbose": False},
+        }
+    )
     config = yaml.safe_load((result.run.path / "config.yaml").read_text())
     assert config["optim"]["lr"] == 2e-4 and config["optim"]["betas"] == [0.5, 0.999]
 
@@ -136,9 +173,14 @@ def test_resume_scales_a_scheduled_learning_rate(tmp_path: Path) -> None:
     assert resumed.history[-1]["lr"] == pytest.approx(2.5e-3)  # the schedule goes on, from the new base rate
 
 
-@pytest.mark.parametrize(("overrides", "field"), [(["train.scheduler=cosine"], r"train\.scheduler"),
-                                                  (["train.gamma=0.9"], r"train\.gamma"),
-                                                  (["optim.name=sgd"], r"optim\.name")])
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        (["train.scheduler=cosine"], r"train\.scheduler"),
+        (["train.gamma=0.9"], r"train\.gamma"),
+        (["optim.name=sgd"], r"optim\.name"),
+    ],
+)
 def test_resume_refuses_a_changed_schedule_naming_the_field(tmp_path: Path, overrides: list[str], field: str) -> None:
     first = _run(tmp_path, "sched", train={"epochs": 1, "scheduler": "step", "step_size": 1, "gamma": 0.5})
     with pytest.raises(ConfigError, match=field):

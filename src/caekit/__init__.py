@@ -13,12 +13,21 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "TrainResult": "caekit.runner", "train": "caekit.api", "evaluate_run": "caekit.runner",
-    "encode": "caekit.inference", "load": "caekit.inference", "read_images": "caekit.inference",
-    "reconstruct": "caekit.inference", "run_splits": "caekit.inference",
-    "RunConfig": "caekit.config", "load_config": "caekit.config",
-    "create_model": "caekit.models", "list_models": "caekit.models",
-    "AutoencoderSpec": "caekit.spec", "load_spec": "caekit.spec", "plan": "caekit.spec",
+    "TrainResult": "caekit.runner",
+    "train": "caekit.api",
+    "evaluate_run": "caekit.runner",
+    "encode": "caekit.inference",
+    "load": "caekit.inference",
+    "read_images": "caekit.inference",
+    "reconstruct": "caekit.inference",
+    "run_splits": "caekit.inference",
+    "RunConfig": "caekit.config",
+    "load_config": "caekit.config",
+    "create_model": "caekit.models",
+    "list_models": "caekit.models",
+    "AutoencoderSpec": "caekit.spec",
+    "load_spec": "caekit.spec",
+    "plan": "caekit.spec",
 }
 
 if TYPE_CHECKING:
@@ -36,5 +45,20 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'caekit' has no attribute '{name}'")
 
 
-__all__ = ["AutoencoderSpec", "RunConfig", "TrainResult", "create_model", "encode", "evaluate_run", "list_models", "load", "load_config",
-           "load_spec", "plan", "read_images", "reconstruct", "run_splits", "train"]
+__all__ = [
+    "AutoencoderSpec",
+    "RunConfig",
+    "TrainResult",
+    "create_model",
+    "encode",
+    "evaluate_run",
+    "list_models",
+    "load",
+    "load_config",
+    "load_spec",
+    "plan",
+    "read_images",
+    "reconstruct",
+    "run_splits",
+    "train",
+]

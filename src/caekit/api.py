@@ -34,8 +34,13 @@ from caekit.workflows.files import (
 from caekit.workflows.stacked import train_stacked
 
 
-def train(config: RunConfig | dict[str, Any] | str | Path | None = None, overrides: dict[str, Any] | list[str] | None = None,
-          resume: str | Path | None = None, on_epoch_end: EpochHook | None = None, write_run: bool = True) -> TrainResult:
+def train(
+    config: RunConfig | dict[str, Any] | str | Path | None = None,
+    overrides: dict[str, Any] | list[str] | None = None,
+    resume: str | Path | None = None,
+    on_epoch_end: EpochHook | None = None,
+    write_run: bool = True,
+) -> TrainResult:
     """Train a model from a config (object, mapping or YAML path) and leave a run folder with pictures.
 
     ``resume`` continues the run folder given (its config.yaml, overridden by ``overrides``, e.g. more epochs or

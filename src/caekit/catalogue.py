@@ -21,8 +21,13 @@ def _decorated(package: str, decorator: str) -> dict[str, str]:
             if not isinstance(node, ast.FunctionDef):
                 continue
             for dec in node.decorator_list:
-                if (isinstance(dec, ast.Call) and isinstance(dec.func, ast.Name) and dec.func.id == decorator
-                        and dec.args and isinstance(dec.args[0], ast.Constant)):
+                if (
+                    isinstance(dec, ast.Call)
+                    and isinstance(dec.func, ast.Name)
+                    and dec.func.id == decorator
+                    and dec.args
+                    and isinstance(dec.args[0], ast.Constant)
+                ):
                     found[str(dec.args[0].value)] = (ast.get_docstring(node) or "").strip().split("\n")[0]
     return found
 

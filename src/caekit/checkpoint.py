@@ -31,12 +31,27 @@ FORMAT = "caekit-checkpoint-1"
 NORMALISATION = {"input": "uint8 / 255", "range": [0.0, 1.0]}
 
 
-def model_meta(model_name: str, model_args: dict[str, Any], spec: dict[str, Any] | None, objective: dict[str, Any],
-               data: dict[str, Any], classes: list[str], image_shape: tuple[int, ...] | list[int]) -> dict[str, Any]:
+def model_meta(
+    model_name: str,
+    model_args: dict[str, Any],
+    spec: dict[str, Any] | None,
+    objective: dict[str, Any],
+    data: dict[str, Any],
+    classes: list[str],
+    image_shape: tuple[int, ...] | list[int],
+) -> dict[str, Any]:
     """The metadata every model checkpoint carries: what to build, what it was trained on and how inputs are scaled."""
-    return {"format": FORMAT, "model": {"name": model_name, "args": model_args}, "spec": spec, "objective": objective,
-            "data": data, "classes": list(classes), "image_shape": list(image_shape), "normalisation": NORMALISATION,
-            "provenance": provenance()}
+    return {
+        "format": FORMAT,
+        "model": {"name": model_name, "args": model_args},
+        "spec": spec,
+        "objective": objective,
+        "data": data,
+        "classes": list(classes),
+        "image_shape": list(image_shape),
+        "normalisation": NORMALISATION,
+        "provenance": provenance(),
+    }
 
 
 def provenance() -> dict[str, str]:
@@ -52,9 +67,15 @@ def provenance() -> dict[str, str]:
         except PackageNotFoundError:
             return "not installed"
 
-    return {"caekit": installed("caekit"), "torch": torch.__version__, "torchvision": installed("torchvision"),
-            "python": platform.python_version(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
-            "host": platform.node(), "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    return {
+        "caekit": installed("caekit"),
+        "torch": torch.__version__,
+        "torchvision": installed("torchvision"),
+        "python": platform.python_version(),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
+        "host": platform.node(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }
 
 
 def checkpoint_file(path: str | Path) -> Path:
@@ -87,15 +108,20 @@ def _unflatten_optimizer(name: str, tensors: dict[str, Tensor], meta: dict[str, 
     prefix = f"optim.{name}."
     for key, value in tensors.items():
         if key.startswith(prefix):
-            index, field = key[len(prefix):].split(".", 1)
+            index, field = key[len(prefix) :].split(".", 1)
             state.setdefault(int(index), {})[field] = value
     for index, values in meta["scalars"].items():
         state.setdefault(int(index), {}).update(values)
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any],
-                    optimizers: dict[str, torch.optim.Optimizer] | None = None, extra: dict[str, Tensor] | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    meta: dict[str, Any],
+    optimizers: dict[str, torch.optim.Optimizer] | None = None,
+    extra: dict[str, Tensor] | None = None,
+) -> Path:
     """Write ``path`` (.safetensors) and its JSON sidecar atomically; returns the safetensors path."""
     path = Path(path).with_suffix(".safetensors")
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -153,7 +179,9 @@ def _read(path: str | Path, with_tensors: bool) -> tuple[dict[str, Tensor], dict
     try:
         meta = json.loads(header[META_KEY])
     except json.JSONDecodeError as exc:
-        raise CheckpointError(f"'{path}': its caekit metadata is not JSON ({exc.msg} at character {exc.pos}); the file is damaged") from None
+        raise CheckpointError(
+            f"'{path}': its caekit metadata is not JSON ({exc.msg} at character {exc.pos}); the file is damaged"
+        ) from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"'{path}': its caekit metadata is a {type(meta).__name__}, not a mapping; the file is damaged")
     return tensors, meta
@@ -170,27 +198,35 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 
 def model_state(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
-    return {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    return {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
 
 
 def mismatch(own: dict[str, Tensor], state: dict[str, Tensor], unexpected_too: bool = True) -> str:
     """What keeps ``state`` from loading into a model whose state dict is ``own`` ("" when it loads exactly)."""
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own] if unexpected_too else []
-    resized = [f"{k} {tuple(state[k].shape)} here {tuple(v.shape)}" for k, v in own.items() if k in state and state[k].shape != v.shape]
-    return "; ".join(f"{what} {names[:3]}" for what, names in (("missing", missing), ("unexpected", unexpected),
-                                                               ("other shapes", resized)) if names)
+    resized = [
+        f"{k} {tuple(state[k].shape)} here {tuple(v.shape)}" for k, v in own.items() if k in state and state[k].shape != v.shape
+    ]
+    return "; ".join(
+        f"{what} {names[:3]}"
+        for what, names in (("missing", missing), ("unexpected", unexpected), ("other shapes", resized))
+        if names
+    )
 
 
-def restore(tensors: dict[str, Tensor], meta: dict[str, Any], model: nn.Module,
-            optimizers: dict[str, torch.optim.Optimizer] | None = None) -> dict[str, Tensor]:
+def restore(
+    tensors: dict[str, Tensor], meta: dict[str, Any], model: nn.Module, optimizers: dict[str, torch.optim.Optimizer] | None = None
+) -> dict[str, Tensor]:
     """Load weights (and optimiser states) in place; returns the checkpoint's extra tensors."""
     state = model_state(tensors)
     found = mismatch(model.state_dict(), state)
     if found:
-        raise CheckpointError(f"checkpoint does not fit the model its settings build (written by another caekit version?): {found}")
+        raise CheckpointError(
+            f"checkpoint does not fit the model its settings build (written by another caekit version?): {found}"
+        )
     model.load_state_dict(state)
     for name, optimizer in (optimizers or {}).items():
         if name in meta.get("optimizers", {}):
             optimizer.load_state_dict(_unflatten_optimizer(name, tensors, meta["optimizers"][name]))
-    return {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
+    return {k[len("extra.") :]: v for k, v in tensors.items() if k.startswith("extra.")}

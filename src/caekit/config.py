@@ -65,8 +65,13 @@ class ObjectiveConfig(StrictModel):
 
 
 def _takes_bool(annotation: Any) -> bool:
-    return annotation is bool or annotation is Any or bool in get_args(annotation) or get_origin(annotation) is dict \
+    return (
+        annotation is bool
+        or annotation is Any
+        or bool in get_args(annotation)
+        or get_origin(annotation) is dict
         or annotation in (dict, list)
+    )
 
 
 OPTIM_DEFAULTS: dict[str, Any] = {"lr": 1e-3, "betas": (0.9, 0.999), "weight_decay": 5e-4}
@@ -117,7 +122,9 @@ class TrainConfig(StrictModel):
     channels_last: bool | None = None
     amp: bool | None = None
     compile: bool = False
-    cpu_tuning: bool | None = None  # process-wide CPU speed settings (caekit.training.cpu); None: on for the CLI, off in a library
+    cpu_tuning: bool | None = (
+        None  # process-wide CPU speed settings (caekit.training.cpu); None: on for the CLI, off in a library
+    )
     retain_memory: bool = True  # with cpu_tuning: also keep freed activation memory for the next step
     progress: bool = True  # the progress bar
     verbose: bool = True  # a line per epoch
@@ -160,8 +167,9 @@ def _wants_text(schema: type[BaseModel], dotted: str) -> bool:
         if field is None:
             return False
         cls = field.annotation
-    return cls is str or (get_origin(cls) in (Union, UnionType) and str in get_args(cls)
-                          and all(a in (str, type(None)) for a in get_args(cls)))
+    return cls is str or (
+        get_origin(cls) in (Union, UnionType) and str in get_args(cls) and all(a in (str, type(None)) for a in get_args(cls))
+    )
 
 
 def parse_assignments(items: list[str], schema: type[BaseModel] | None = None) -> dict[str, Any]:
@@ -208,7 +216,9 @@ def dump_config(config: RunConfig) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
 
 
-def resolve_config(config: RunConfig | dict[str, Any] | str | Path | None, overrides: dict[str, Any] | list[str] | None = None) -> RunConfig:
+def resolve_config(
+    config: RunConfig | dict[str, Any] | str | Path | None, overrides: dict[str, Any] | list[str] | None = None
+) -> RunConfig:
     """A run config from an object, a mapping or a YAML path (None: the defaults), with dotted overrides applied."""
     if config is None:
         config = RunConfig()

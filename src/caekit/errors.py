@@ -38,7 +38,10 @@ class TrainingDiverged(CaekitError):
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """ "; did you mean 'x'?" for the closest of ``choices`` to a misspelt ``name`` ("" when none is close)."""
     options = [str(c) for c in choices]
-    scores = {c: difflib.SequenceMatcher(None, str(name), c).ratio() for c in difflib.get_close_matches(str(name), options, n=3, cutoff=0.6)}
+    scores = {
+        c: difflib.SequenceMatcher(None, str(name), c).ratio()
+        for c in difflib.get_close_matches(str(name), options, n=3, cutoff=0.6)
+    }
     best = sorted(c for c, score in scores.items() if score == max(scores.values(), default=0))
     return f"; did you mean {' or '.join(repr(c) for c in best)}?" if best else ""
 

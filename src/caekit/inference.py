@@ -49,8 +49,14 @@ def load(path: str | Path, device: str = "cpu") -> tuple[nn.Module, dict[str, An
 # ------------------------------------------------------------------------------------------- batched prediction
 
 
-def predict(model: nn.Module, images: Images, fn: Callable[[nn.Module, Tensor], Tensor] | None = None, batch_size: int = 256,
-            progress: bool = False, desc: str = "predict") -> Tensor:
+def predict(
+    model: nn.Module,
+    images: Images,
+    fn: Callable[[nn.Module, Tensor], Tensor] | None = None,
+    batch_size: int = 256,
+    progress: bool = False,
+    desc: str = "predict",
+) -> Tensor:
     """``fn(model, batch)`` (default: ``model(batch)``) over all images in batches of float [0, 1], concatenated on
     the CPU as float32."""
     data = images.images if isinstance(images, ImageSet) else images
@@ -60,7 +66,9 @@ def predict(model: nn.Module, images: Images, fn: Callable[[nn.Module, Tensor], 
     call = fn or (lambda net, x: net(x))
     outputs = []
     with torch.inference_mode():
-        for start in tqdm(range(0, len(data), batch_size), disable=not (progress and sys.stderr.isatty()), desc=desc, leave=False):
+        for start in tqdm(
+            range(0, len(data), batch_size), disable=not (progress and sys.stderr.isatty()), desc=desc, leave=False
+        ):
             chunk = to_unit(data[start : start + batch_size].to(device))
             if chunk.dim() == 4:
                 chunk = chunk.contiguous(memory_format=torch.channels_last)
@@ -112,8 +120,11 @@ def sample(model: nn.Module, count: int, labels: list[int] | None = None, seed: 
         label_tensor = torch.tensor(labels).repeat(-(-count // len(labels)))[:count]
     device = next(model.parameters()).device
     with torch.inference_mode():
-        return cast("ConvVAE | DCGAN", model).sample(count, label_tensor.to(device) if label_tensor is not None else None,
-                                                     generator=seeded(seed)).cpu()
+        return (
+            cast("ConvVAE | DCGAN", model)
+            .sample(count, label_tensor.to(device) if label_tensor is not None else None, generator=seeded(seed))
+            .cpu()
+        )
 
 
 # ------------------------------------------------------------------------------------------- image files
@@ -193,8 +204,9 @@ def run_splits(run: str | Path | RunFolder) -> Splits:
     meta = read_meta(path)
     recorded = meta.get("splits")
     if recorded is None and "splits" in meta:
-        raise DataError(f"'{path}' was trained on splits made in memory (e.g. by compare); give --dataset to name the "
-                        "images to use")
+        raise DataError(
+            f"'{path}' was trained on splits made in memory (e.g. by compare); give --dataset to name the images to use"
+        )
     seed = recorded["seed"] if recorded else _seed_from_run_folder(checkpoint_file(path))
     data = DataConfig.model_validate((recorded or {}).get("data") or meta.get("data") or {})
     return make_splits(seed=seed, **data.split_options())
@@ -209,8 +221,9 @@ def _seed_from_run_folder(checkpoint: Path) -> int:
     return 0
 
 
-def dataset_split(model_path: str | Path, meta: dict[str, Any], split: str = "test", dataset: str | None = None,
-                  data_root: str | None = None) -> ImageSet:
+def dataset_split(
+    model_path: str | Path, meta: dict[str, Any], split: str = "test", dataset: str | None = None, data_root: str | None = None
+) -> ImageSet:
     """``split`` (train, val or test) of the run's own splits, or of another ``dataset`` in the model's image shape."""
     if dataset is None:
         splits = run_splits(model_path)
@@ -227,4 +240,21 @@ def dataset_split(model_path: str | Path, meta: dict[str, Any], split: str = "te
     return data
 
 
-__all__ = ["classify", "dataset_split", "encode", "load", "output_folder", "predict", "read_file", "read_images", "reconstruct", "run_splits", "sample", "save_png", "segment", "to_uint8", "unfit", "upscale"]
+__all__ = [
+    "classify",
+    "dataset_split",
+    "encode",
+    "load",
+    "output_folder",
+    "predict",
+    "read_file",
+    "read_images",
+    "reconstruct",
+    "run_splits",
+    "sample",
+    "save_png",
+    "segment",
+    "to_uint8",
+    "unfit",
+    "upscale",
+]

@@ -116,21 +116,23 @@ def conv_block(conv: nn.Module, channels: int, act: str, batch_norm: bool) -> nn
     return nn.Sequential(*layers)
 
 
-def _transposed_conv_by_taps(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, int],
-                             padding: tuple[int, int], output_padding: tuple[int, int]) -> Tensor:
+Geometry = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]  # stride, padding, output padding
+
+
+def _transposed_conv_by_taps(x: Tensor, weight: Tensor, bias: Tensor | None, geometry: Geometry) -> Tensor:
     """Transposed convolution as one batched matrix multiply into a plane per (output channel, tap), then the sum
     of those planes, each placed (with the stride's spacing) at its tap's offset."""
     n, cin, h, w = x.shape
     cout, kh, kw = weight.shape[1:]
-    (sh, sw), (ph, pw), (oh, ow) = stride, padding, output_padding
+    (sh, sw), (ph, pw), (oh, ow) = geometry
     # (n, cin, h*w) without a copy in either memory format
     flat = x.reshape(n, cin, h * w) if x.is_contiguous() else x.permute(0, 2, 3, 1).reshape(n, h * w, cin).transpose(1, 2)
     taps = torch.matmul(weight.reshape(cin, cout * kh * kw).t(), flat).view(n, cout, kh, kw, h, w)
     full = x.new_zeros(n, cout, (h - 1) * sh + kh + oh, (w - 1) * sw + kw + ow)
     for i in range(kh):
         for j in range(kw):
-            full[:, :, i:i + (h - 1) * sh + 1:sh, j:j + (w - 1) * sw + 1:sw] += taps[:, :, i, j]
-    out = full[:, :, ph:full.shape[2] - ph, pw:full.shape[3] - pw]
+            full[:, :, i : i + (h - 1) * sh + 1 : sh, j : j + (w - 1) * sw + 1 : sw] += taps[:, :, i, j]
+    out = full[:, :, ph : full.shape[2] - ph, pw : full.shape[3] - pw]
     result = torch.empty(out.shape, dtype=x.dtype, device=x.device, memory_format=_memory_format(x))
     return torch.add(out, bias.view(1, -1, 1, 1), out=result) if bias is not None else result.copy_(out)
 
@@ -145,11 +147,18 @@ class _TransposedConvByTaps(torch.autograd.Function):
     """Forward by taps, backward by PyTorch's own (oneDNN) convolution gradients."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, int], padding: tuple[int, int],
-                output_padding: tuple[int, int]) -> Tensor:
+    def forward(
+        ctx,
+        x: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        stride: tuple[int, int],
+        padding: tuple[int, int],
+        output_padding: tuple[int, int],
+    ) -> Tensor:
         ctx.save_for_backward(x, weight)
         ctx.geometry, ctx.has_bias = (stride, padding, output_padding), bias is not None
-        return _transposed_conv_by_taps(x, weight, bias, stride, padding, output_padding)
+        return _transposed_conv_by_taps(x, weight, bias, ctx.geometry)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
@@ -157,8 +166,19 @@ class _TransposedConvByTaps(torch.autograd.Function):
         stride, padding, output_padding = ctx.geometry
         wanted = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]]
         grad = grad.contiguous(memory_format=_memory_format(x))  # oneDNN is slower on mixed layouts
-        grads = torch.ops.aten.convolution_backward(grad, x, weight, [weight.shape[1]] if ctx.has_bias else None, list(stride),
-                                                    list(padding), [1, 1], True, list(output_padding), 1, wanted)
+        grads = torch.ops.aten.convolution_backward(
+            grad,
+            x,
+            weight,
+            [weight.shape[1]] if ctx.has_bias else None,
+            list(stride),
+            list(padding),
+            [1, 1],
+            True,
+            list(output_padding),
+            1,
+            wanted,
+        )
         return grads[0], grads[1], grads[2], None, None, None
 
 
@@ -172,13 +192,20 @@ class ConvTranspose2d(nn.ConvTranspose2d):
     """
 
     def _by_taps(self, x: Tensor) -> bool:
-        return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.dim() == 4
-                and self.out_channels <= 3 and self.in_channels >= 32 and self.kernel_size[0] * self.kernel_size[1] >= 16
-                and self.groups == 1
-                and self.dilation == (1, 1) and self.padding_mode == "zeros"
-                and all(p < k for p, k in zip(cast("tuple[int, ...]", self.padding), self.kernel_size))  # never str here
-                and all(o < s for o, s in zip(self.output_padding, self.stride))  # else PyTorch's error
-                and not torch.is_autocast_enabled("cpu"))
+        return (
+            x.device.type == "cpu"
+            and x.dtype in (torch.float32, torch.float64)
+            and x.dim() == 4
+            and self.out_channels <= 3
+            and self.in_channels >= 32
+            and self.kernel_size[0] * self.kernel_size[1] >= 16
+            and self.groups == 1
+            and self.dilation == (1, 1)
+            and self.padding_mode == "zeros"
+            and all(p < k for p, k in zip(cast("tuple[int, ...]", self.padding), self.kernel_size))  # never str here
+            and all(o < s for o, s in zip(self.output_padding, self.stride))  # else PyTorch's error
+            and not torch.is_autocast_enabled("cpu")
+        )
 
     def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
         if output_size is None and self._by_taps(x):

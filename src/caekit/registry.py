@@ -17,13 +17,19 @@ class Registry(Generic[F]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._items: dict[str, F] = {}
+        self._options: dict[str, Callable[..., Any]] = {}
 
-    def register(self, name: str | None = None) -> Callable[[F], F]:
+    def register(self, name: str | None = None, options: Callable[..., Any] | None = None) -> Callable[[F], F]:
+        """Register a factory. ``options``: the callable (a class, a dataclass) that a factory passes its
+        ``**kwargs`` on to; its named parameters count as the factory's own, for checking and recording."""
+
         def add(factory: F) -> F:
             key = name or factory.__name__
             if key in self._items:
                 raise ValueError(f"{self.kind} '{key}' is registered twice")
             self._items[key] = factory
+            if options is not None:
+                self._options[key] = options
             return factory
 
         return add
@@ -35,10 +41,20 @@ class Registry(Generic[F]):
             hint = did_you_mean(name, self.names()) or f"; choose one of: {', '.join(self.names())}"
             raise ConfigError(f"unknown {self.kind} '{name}'{hint}") from None
 
+    def parameters(self, name: str) -> dict[str, inspect.Parameter]:
+        """The factory's parameters, with those of its ``options`` in place of its ``**kwargs``."""
+        params = dict(inspect.signature(self.get(name)).parameters)
+        options = self._options.get(name)
+        if options is None:
+            return params
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        own = {key: p for key, p in params.items() if p.kind in named}
+        return own | {key: p for key, p in inspect.signature(options).parameters.items() if p.kind in named and key not in own}
+
     def build(self, name: str, **kwargs: Any) -> Any:
         """Call the factory registered as ``name``; unknown keyword arguments are a user error."""
         factory = self.get(name)
-        params = inspect.signature(factory).parameters
+        params = self.parameters(name)
         takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
         unknown = [k for k in kwargs if k not in params] if not takes_any else []
         if unknown:

@@ -96,14 +96,24 @@ def read_run(path: str | Path, title: str | None = None) -> RunInfo:
             except CaekitError:
                 continue
     extra = {file.name: _mapping(file, json.loads) for file in sorted(run.path.glob("*.json")) if file.name != "results.json"}
-    return RunInfo(run.path, title or run.path.name, config, run.read_metrics(), _mapping(run.path / "results.json", json.loads),
-                   checkpoint, find_pictures(run.path), {k: v for k, v in extra.items() if v})
+    return RunInfo(
+        run.path,
+        title or run.path.name,
+        config,
+        run.read_metrics(),
+        _mapping(run.path / "results.json", json.loads),
+        checkpoint,
+        find_pictures(run.path),
+        {k: v for k, v in extra.items() if v},
+    )
 
 
 def _mapping(path: Path, parse: Callable[..., Any]) -> dict[str, Any]:
     """A JSON or YAML mapping from ``path``; {} (the report shows what it can) when the file is missing or damaged."""
     try:
-        data = parse(path.read_text(encoding="utf-8"), str(path)) if parse is parse_yaml else parse(path.read_text(encoding="utf-8"))
+        data = (
+            parse(path.read_text(encoding="utf-8"), str(path)) if parse is parse_yaml else parse(path.read_text(encoding="utf-8"))
+        )
     except (OSError, UnicodeDecodeError, ValueError, CaekitError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -189,10 +199,12 @@ def _table(header: list[str], rows: list[list[Any]], left: int = 1, highlight: i
 
 
 def _page(title: str, body: str) -> str:
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            '<link rel="icon" href="data:,">'  # no favicon request: the page fetches nothing at all
-            f"<title>{_e(title)}</title><style>{STYLE}</style></head>\n<body>\n{body}\n</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="icon" href="data:,">'  # no favicon request: the page fetches nothing at all
+        f"<title>{_e(title)}</title><style>{STYLE}</style></head>\n<body>\n{body}\n</body></html>\n"
+    )
 
 
 def metric_curves(history: list[dict[str, float]], title: str = "") -> str | None:
@@ -240,8 +252,10 @@ def _summary(info: RunInfo) -> str:
     seconds = sum(row.get("seconds", 0) for row in info.history)
     if seconds:
         parts.append(f"{seconds:.0f} s training")
-    return '<p class="meta">' + " · ".join(parts) + f"</p><p class=\"meta\">folder <code>{_e(info.path.resolve())}</code>" \
+    return (
+        '<p class="meta">' + " · ".join(parts) + f'</p><p class="meta">folder <code>{_e(info.path.resolve())}</code>'
         f" · TensorBoard: <code>tensorboard --logdir {_e(info.path / 'tb')}</code></p>"
+    )
 
 
 def _json_section(name: str, data: Any) -> str:
@@ -290,7 +304,11 @@ def _model_section(info: RunInfo) -> str:
     if not isinstance(model, dict):
         return ""
     counted = _parameter_count(info.path)
-    head = f"<h2>Model</h2><p class=\"meta\"><b>{_e(model.get('name', '?'))}</b>" + (f", {counted:,} parameters" if counted else "") + "</p>"
+    head = (
+        f'<h2>Model</h2><p class="meta"><b>{_e(model.get("name", "?"))}</b>'
+        + (f", {counted:,} parameters" if counted else "")
+        + "</p>"
+    )
     spec = info.checkpoint.get("spec")
     if isinstance(spec, dict):
         try:
@@ -314,8 +332,11 @@ def _parameter_count(run: Path) -> int:
             try:
                 with safe_open(str(path), framework="pt") as f:
                     names = f.keys()  # safe_open is not iterable
-                    return sum(prod(f.get_slice(k).get_shape()) for k in names
-                               if k.startswith("model.") and "running_" not in k and not k.endswith("num_batches_tracked"))
+                    return sum(
+                        prod(f.get_slice(k).get_shape())
+                        for k in names
+                        if k.startswith("model.") and "running_" not in k and not k.endswith("num_batches_tracked")
+                    )
             except (OSError, ValueError):
                 return 0
     return 0
@@ -347,8 +368,9 @@ def compare_curves(infos: list[RunInfo]) -> str | None:
 
     from caekit import viz
 
-    panels = [k for k in ("val_loss", "val_psnr") if any(k in r for i in infos for r in i.history)] or \
-             [k for k in ("train_loss",) if any(k in r for i in infos for r in i.history)]
+    panels = [k for k in ("val_loss", "val_psnr") if any(k in r for i in infos for r in i.history)] or [
+        k for k in ("train_loss",) if any(k in r for i in infos for r in i.history)
+    ]
     if not panels:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.4), squeeze=False)
@@ -374,12 +396,22 @@ def index_page(infos: list[RunInfo], pages: list[str], extras: list[Path] | None
     for info, page in zip(infos, pages):
         flat = flatten(info.config)
         best = info.best_row() or {}
-        rows.append([f'<a href="./{_e(quote(page))}">{_e(info.title)}</a>', _e(flat.get("model.name", "")), _e(flat.get("data.name", "")),
-                     str(len(info.history)), *[_number(flat.get(k, "")) for k in differ],
-                     *[_number(best.get(k, "")) for k in best_keys], *[_number(info.test.get(k, "")) for k in test_keys]])
-    parts = [f"<h1>caekit runs ({len(infos)})</h1>",
-             '<p class="meta">Columns between <i>data</i> and the metrics are the config fields that differ between runs.</p>',
-             _table(header, rows, left=3)]
+        rows.append(
+            [
+                f'<a href="./{_e(quote(page))}">{_e(info.title)}</a>',
+                _e(flat.get("model.name", "")),
+                _e(flat.get("data.name", "")),
+                str(len(info.history)),
+                *[_number(flat.get(k, "")) for k in differ],
+                *[_number(best.get(k, "")) for k in best_keys],
+                *[_number(info.test.get(k, "")) for k in test_keys],
+            ]
+        )
+    parts = [
+        f"<h1>caekit runs ({len(infos)})</h1>",
+        '<p class="meta">Columns between <i>data</i> and the metrics are the config fields that differ between runs.</p>',
+        _table(header, rows, left=3),
+    ]
     curves = compare_curves(infos)
     if curves:
         parts.append("<h2>Curves</h2>" + _figure(curves, "per-epoch metrics of every run"))

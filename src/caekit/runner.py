@@ -10,7 +10,6 @@ engine without a run folder, for quick in-memory training.
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from caekit import viz
 from caekit.checkpoint import model_meta, read_checkpoint, read_meta, restore
@@ -55,11 +54,13 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def model_arguments(name: str, args: dict[str, Any], image_shape: tuple[int, int, int], num_classes: int | None = None) -> dict[str, Any]:
+def model_arguments(
+    name: str, args: dict[str, Any], image_shape: tuple[int, int, int], num_classes: int | None = None
+) -> dict[str, Any]:
     """All of a builder's arguments: those given, ``input_shape`` and ``num_classes`` from the data when unset, and
     the builder's defaults for the rest, so that a checkpoint keeps building the same model when a default changes."""
     args = dict(args)
-    params = inspect.signature(MODELS.get(name)).parameters
+    params = MODELS.parameters(name)
     if "input_shape" in params and args.get("input_shape") is None:
         args["input_shape"] = list(image_shape)
     if num_classes is not None and "num_classes" in params and args.get("num_classes") is None:
@@ -71,11 +72,9 @@ def model_arguments(name: str, args: dict[str, Any], image_shape: tuple[int, int
     return args
 
 
-def engine_for(model: nn.Module, objective: Objective, train: TrainConfig, optim: OptimConfig, run: RunFolder | None = None,
-               meta: dict[str, Any] | None = None, on_epoch_end: EpochHook | None = None,
-               augment: Callable[[Tensor], Tensor] | None = None) -> Engine:
-    """The engine for one model; the only place in caekit that constructs one."""
-    return Engine(model, objective, train, optim, run, meta, on_epoch_end, augment)
+def engine_for(model: nn.Module, objective: Objective, train: TrainConfig, optim: OptimConfig, **options: Any) -> Engine:
+    """The engine for one model (``options``: those of ``Engine``); the only place in caekit that constructs one."""
+    return Engine(model, objective, train, optim, **options)
 
 
 @dataclass
@@ -85,8 +84,14 @@ class Fitted:
     seconds: float
 
 
-def fit(model: nn.Module, objective: Objective, train: ImageSet, val: ImageSet | None = None,
-        train_config: TrainConfig | None = None, optim: OptimConfig | None = None) -> Fitted:
+def fit(
+    model: nn.Module,
+    objective: Objective,
+    train: ImageSet,
+    val: ImageSet | None = None,
+    train_config: TrainConfig | None = None,
+    optim: OptimConfig | None = None,
+) -> Fitted:
     """Train in memory, without a run folder (the judge classifier, the 8-3-8 encoder, benchmarks); returns the
     model as the last epoch left it, in eval mode."""
     engine = engine_for(model, objective, train_config or TrainConfig(), optim or OptimConfig())
@@ -113,9 +118,14 @@ def _open_run(config: RunConfig, resume: str | Path | None) -> RunFolder | None:
     return RunFolder(path) if path else None
 
 
-def train_run(cfg: RunConfig, splits: Splits | None = None, resume: str | Path | None = None,
-              on_epoch_end: EpochHook | None = None, write_run: bool = True,
-              remake: tuple[DataConfig, int] | None = None) -> TrainResult:
+def train_run(
+    cfg: RunConfig,
+    splits: Splits | None = None,
+    resume: str | Path | None = None,
+    on_epoch_end: EpochHook | None = None,
+    write_run: bool = True,
+    remake: tuple[DataConfig, int] | None = None,
+) -> TrainResult:
     """Train ``cfg`` on its dataset (or on ``splits`` given in memory) into a new run folder, or go on with ``resume``.
 
     The run folder gets the resolved config (the objective's optimiser defaults filled in), checkpoints whose
@@ -145,12 +155,15 @@ def train_run(cfg: RunConfig, splits: Splits | None = None, resume: str | Path |
     spec = cast("ConvAutoencoder", model).spec.model_dump(mode="json") if hasattr(model, "spec") else None
     if spec is not None and isinstance(args.get("spec"), str) and args["spec"] not in PRESETS:
         args = {**args, "spec": spec}  # the spec itself, not its path: the checkpoint builds the same model anywhere, always
-    meta = model_meta(cfg.model.name, args, spec, cfg.objective.model_dump(), cfg.data.model_dump(), splits.train.classes,
-                      splits.train.shape)
+    meta = model_meta(
+        cfg.model.name, args, spec, cfg.objective.model_dump(), cfg.data.model_dump(), splits.train.classes, splits.train.shape
+    )
     meta["provenance"]["device"] = str(resolve_device(cfg.train.device))
-    meta["splits"] = {"data": remake[0].model_dump(), "seed": remake[1]} if remake else None  # how inference finds its test images
+    meta["splits"] = (
+        {"data": remake[0].model_dump(), "seed": remake[1]} if remake else None
+    )  # how inference finds its test images
     augment = batch_augmenter(cfg.data.augment, cfg.objective.name, splits.train.shape)
-    engine = engine_for(model, objective, cfg.train, cfg.optim, run, meta, on_epoch_end, augment)
+    engine = engine_for(model, objective, cfg.train, cfg.optim, run=run, meta=meta, on_epoch_end=on_epoch_end, augment=augment)
     if main and cfg.train.verbose:
         print(describe_run(cfg, model, splits, run, engine.device), flush=True)
     start = time.perf_counter()
@@ -175,21 +188,26 @@ def describe_run(cfg: RunConfig, model: nn.Module, splits: Splits, run: RunFolde
     """The block a run starts with: what trains on what, where, and a preset that adapted to the data."""
     c, h, w = splits.train.shape
     parameters = sum(p.numel() for p in model.parameters())
-    lines = [f"model  {cfg.model.name}: {parameters:,} parameters" + _code_size(model, splits.train.shape),
-             f"data   {splits.describe()}; augmentation {resolve_augment(cfg.data.augment, cfg.objective.name, c)}",
-             f"device {device.type}" + (f", {torch.get_num_threads()} threads" if device.type == "cpu" else f" ({torch.cuda.get_device_name(device)})"),
-             f"run    {run.path if run is not None else '(no run folder)'}"]
+    lines = [
+        f"model  {cfg.model.name}: {parameters:,} parameters" + _code_size(model, splits.train.shape),
+        f"data   {splits.describe()}; augmentation {resolve_augment(cfg.data.augment, cfg.objective.name, c)}",
+        f"device {device.type}"
+        + (f", {torch.get_num_threads()} threads" if device.type == "cpu" else f" ({torch.cuda.get_device_name(device)})"),
+        f"run    {run.path if run is not None else '(no run folder)'}",
+    ]
     preset = PRESETS.get(cfg.model.name)
     if preset is not None and cfg.model.args.get("input_shape") is None and tuple(preset.input_shape) != (c, h, w):
         pc, ph, _ = preset.input_shape
         keep = f"data.image_size={ph}" + (f" and data.channels={pc}" if pc != c else "")
-        lines.append(f"note   {cfg.model.name} is {'x'.join(map(str, preset.input_shape))}; it was adapted to the data's {c}x{h}x{w} "
-                     f"(to keep its size: --image-size {ph}, or --set {keep})")
+        lines.append(
+            f"note   {cfg.model.name} is {'x'.join(map(str, preset.input_shape))}; it was adapted to the data's {c}x{h}x{w} "
+            f"(to keep its size: --image-size {ph}, or --set {keep})"
+        )
     return "\n".join(lines)
 
 
 def _code_size(model: nn.Module, shape: tuple[int, int, int]) -> str:
-    """", code 16x1x1 (16 values)" for an autoencoder, from one forward pass in eval mode that leaves the model, its
+    """ ", code 16x1x1 (16 values)" for an autoencoder, from one forward pass in eval mode that leaves the model, its
     batch-norm statistics and the random streams as they were; "" for a model without ``encode``."""
     if not hasattr(model, "encode"):
         return ""
@@ -218,8 +236,16 @@ def best_epoch(history: list[dict[str, float]], objective: Objective) -> int | N
 
 def write_results(run: RunFolder, objective: Objective, history: list[dict[str, float]], metrics: dict[str, Any]) -> Path:
     """results.json: the metrics per split, the number of epochs, the best epoch and the metric that picked it."""
-    return run.write_json("results.json", {**metrics, "epochs": len(history), "best_epoch": best_epoch(history, objective),
-                                           "monitor": objective.monitor, "monitor_mode": objective.monitor_mode})
+    return run.write_json(
+        "results.json",
+        {
+            **metrics,
+            "epochs": len(history),
+            "best_epoch": best_epoch(history, objective),
+            "monitor": objective.monitor,
+            "monitor_mode": objective.monitor_mode,
+        },
+    )
 
 
 def evaluate_run(path: str | Path, checkpoint: str = "best", split: str = "test", pictures: bool = True) -> dict[str, float]:
@@ -246,8 +272,9 @@ def evaluate_run(path: str | Path, checkpoint: str = "best", split: str = "test"
     return metrics
 
 
-def draw_run_pictures(run: RunFolder, model: nn.Module, objective: Objective, splits: Splits,
-                      history: list[dict[str, float]]) -> list[Path]:
+def draw_run_pictures(
+    run: RunFolder, model: nn.Module, objective: Objective, splits: Splits, history: list[dict[str, float]]
+) -> list[Path]:
     """curves.png, plus whatever the objective and the model can show (reconstructions, filters, feature maps)."""
     device = next(model.parameters()).device
     shown = next(part for part in (splits.test, splits.val, splits.train) if part is not None and len(part))
@@ -266,5 +293,15 @@ def draw_run_pictures(run: RunFolder, model: nn.Module, objective: Objective, sp
     return paths
 
 
-__all__ = ["Fitted", "TrainResult", "best_epoch", "draw_run_pictures", "engine_for", "evaluate_run", "fit", "model_arguments",
-           "train_run", "write_results"]
+__all__ = [
+    "Fitted",
+    "TrainResult",
+    "best_epoch",
+    "draw_run_pictures",
+    "engine_for",
+    "evaluate_run",
+    "fit",
+    "model_arguments",
+    "train_run",
+    "write_results",
+]

@@ -1,12 +1,12 @@
 """The run folder: the only interface between training and everything after it.
 
-    runs/<name>/config.yaml          the resolved configuration
-               metrics.csv           one row per epoch
-               results.json          final test metrics
-               tb/                   TensorBoard event files
-               checkpoints/last.*    safetensors + JSON, rewritten atomically every epoch
-               checkpoints/best.*    the epoch with the best monitored validation metric
-               *.png                 pictures
+runs/<name>/config.yaml          the resolved configuration
+           metrics.csv           one row per epoch
+           results.json          final test metrics
+           tb/                   TensorBoard event files
+           checkpoints/last.*    safetensors + JSON, rewritten atomically every epoch
+           checkpoints/best.*    the epoch with the best monitored validation metric
+           *.png                 pictures
 """
 
 from __future__ import annotations
@@ -97,7 +97,9 @@ class RunFolder:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError):
-            raise CheckpointError(f"'{path}' is damaged (not JSON); delete it, or run `caekit evaluate {self.path}` to write it again") from None
+            raise CheckpointError(
+                f"'{path}' is damaged (not JSON); delete it, or run `caekit evaluate {self.path}` to write it again"
+            ) from None
         return data if isinstance(data, dict) else {}
 
     # ----------------------------------------------------------------------------------- metrics
@@ -131,5 +133,7 @@ def _number(text: Any) -> float | None:
 def check_name(name: str) -> str:
     """A run name is one folder name: not empty, no path separator, not '.' or '..', no control characters."""
     if not name or name in (".", "..") or any(c in name for c in "/\\") or any(ord(c) < 32 for c in name):
-        raise ConfigError(f"run name {name!r} must be one folder name (no '/', not '.' or '..'); use --runs-dir for where it goes")
+        raise ConfigError(
+            f"run name {name!r} must be one folder name (no '/', not '.' or '..'); use --runs-dir for where it goes"
+        )
     return name

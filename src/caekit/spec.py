@@ -9,6 +9,7 @@ The same spec reads from YAML/JSON (``load_spec``) or is written in Python.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
@@ -22,6 +23,12 @@ Activation = Literal["relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "id
 UpsampleKind = Literal["max", "average", "fixed", "nearest", "bilinear", "bicubic", "transposed"]
 UPSAMPLE_KINDS: tuple[str, ...] = UpsampleKind.__args__  # type: ignore[attr-defined]
 Shape = tuple[int, int, int]  # channels, height, width
+
+
+def as_shape(value: Sequence[int]) -> Shape:
+    """A (channels, height, width) tuple from any three integers (a YAML list, a tuple)."""
+    channels, height, width = value
+    return int(channels), int(height), int(width)
 
 
 class _Stage(BaseModel):
@@ -205,10 +212,15 @@ class Plan:
             rows.append((layer.name, *layer.describe(), _shape_text(layer.out_shape), f"{layer.params:,}", f"{layer.macs:,}"))
         rows.append(("total", "", "", "", "", f"{self.params:,}", f"{self.macs:,}"))
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-        lines = ["  ".join(cell.ljust(w) if i < 5 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in [header, *rows]]
+        lines = [
+            "  ".join(cell.ljust(w) if i < 5 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+            for row in [header, *rows]
+        ]
         lines.insert(1, "-" * len(lines[0]))
-        lines.append(f"code size: {self.code_size} ({_shape_text(self.feature_shape)} feature map"
-                     + (f" -> fc {self.code_size})" if self.spec.bottleneck else ")"))
+        lines.append(
+            f"code size: {self.code_size} ({_shape_text(self.feature_shape)} feature map"
+            + (f" -> fc {self.code_size})" if self.spec.bottleneck else ")")
+        )
         return "\n".join(lines)
 
 
@@ -216,7 +228,9 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return "x".join(map(str, shape))
 
 
-def _deconv_padding(name: str, size: tuple[int, int], target: tuple[int, int], kernel: int, stride: int, padding: int) -> tuple[int, int]:
+def _deconv_padding(
+    name: str, size: tuple[int, int], target: tuple[int, int], kernel: int, stride: int, padding: int
+) -> tuple[int, int]:
     """Output padding that brings a transposed conv from ``size`` to ``target``, or a SpecError."""
     pads = []
     for have, want in zip(size, target):
@@ -231,6 +245,43 @@ def _deconv_padding(name: str, size: tuple[int, int], target: tuple[int, int], k
     return pads[0], pads[1]
 
 
+def _conv_layer(name: str, stage: Conv, shape: Shape) -> Layer:
+    """A convolution layer of the plan, its output shape checked."""
+    _, h, w = shape
+    out = [conv_output_size(s, stage.kernel, stage.stride, stage.padding) for s in (h, w)]
+    if min(out) < 1:
+        raise SpecError(
+            f"{name}: a {stage.kernel}x{stage.kernel} kernel with padding {stage.padding} does not fit a {h}x{w} input"
+        )
+    return Layer(
+        name,
+        "conv",
+        shape,
+        (stage.filters, out[0], out[1]),
+        stage.kernel,
+        stage.stride,
+        stage.padding,
+        activation=stage.activation,
+        batch_norm=stage.batch_norm,
+    )
+
+
+def _deconv_layer(name: str, source: Layer | Deconv, shape: Shape, out_shape: Shape, pad: tuple[int, int]) -> Layer:
+    """A transposed convolution of the plan, with the filter settings of ``source`` (a spec stage or the mirrored layer)."""
+    return Layer(
+        name,
+        "deconv",
+        shape,
+        out_shape,
+        source.kernel,
+        source.stride,
+        source.padding,
+        pad,
+        activation=source.activation,
+        batch_norm=source.batch_norm,
+    )
+
+
 def plan(spec: AutoencoderSpec) -> Plan:
     """Resolve every layer's shapes; raise SpecError naming the layer if the sizes do not work out."""
     shape = cast(Shape, tuple(spec.input_shape))
@@ -240,18 +291,15 @@ def plan(spec: AutoencoderSpec) -> Plan:
         c, h, w = shape
         if isinstance(stage, Conv):
             n_conv += 1
-            name = f"conv{n_conv}"
-            out = [conv_output_size(s, stage.kernel, stage.stride, stage.padding) for s in (h, w)]
-            if min(out) < 1:
-                raise SpecError(f"{name}: a {stage.kernel}x{stage.kernel} kernel with padding {stage.padding} does not fit a {h}x{w} input")
-            layer = Layer(name, "conv", shape, cast(Shape, (stage.filters, *out)), stage.kernel, stage.stride, stage.padding,
-                          activation=stage.activation, batch_norm=stage.batch_norm)
+            layer = _conv_layer(f"conv{n_conv}", stage, shape)
         else:
             n_pool += 1
             name = f"pool{n_pool}"
             out = [pool_output_size(s, stage.size, stage.step) for s in (h, w)]
             if min(out) < 1:
-                raise SpecError(f"{name}: a {stage.size}x{stage.size} pool does not fit a {h}x{w} input; remove a pool or use larger images")
+                raise SpecError(
+                    f"{name}: a {stage.size}x{stage.size} pool does not fit a {h}x{w} input; remove a pool or use larger images"
+                )
             layer = Layer(name, "pool", shape, cast(Shape, (c, *out)), stage.size, stage.step, mode=stage.kind)
         encoder.append(layer)
         shape = layer.out_shape
@@ -274,14 +322,24 @@ def plan(spec: AutoencoderSpec) -> Plan:
     return Plan(spec, tuple(encoder), tuple(bottleneck), tuple(decoder))
 
 
-def _unpool_layer(name: str, kind: str, shape: Shape, target: tuple[int, int], kernel: int, stride: int,
-                  pool: Layer | None = None, pool_index: int | None = None) -> Layer:
+def _unpool_layer(
+    name: str,
+    kind: str,
+    shape: Shape,
+    target: tuple[int, int],
+    kernel: int,
+    stride: int,
+    pool: Layer | None = None,
+    pool_index: int | None = None,
+) -> Layer:
     """An upsampling layer; ``pool`` is the encoder pool it mirrors, if any."""
     c, h, w = shape
     if kind == "max" and (pool is None or pool.mode != "max"):
         raise SpecError(f"{name}: max-unpooling needs the switches of a max pool to mirror; choose another upsample kind")
     if kind in ("average", "fixed") and kernel != stride:
-        raise SpecError(f"{name}: {kind} unpooling copies into non-overlapping patches, but the pool has size {kernel} and stride {stride}")
+        raise SpecError(
+            f"{name}: {kind} unpooling copies into non-overlapping patches, but the pool has size {kernel} and stride {stride}"
+        )
     pad = (0, 0)
     if kind in ("max", "average", "fixed", "transposed"):
         reach = [deconv_output_size(s, kernel, stride) for s in (h, w)]
@@ -299,15 +357,15 @@ def _mirror(spec: AutoencoderSpec, encoder: list[Layer]) -> list[Layer]:
     decoder = []
     for layer in reversed(encoder):
         target = layer.in_shape[1:]
-        index = layer.name[len(layer.kind):]
+        index = layer.name[len(layer.kind) :]
         if layer.kind == "pool":
-            out = _unpool_layer(f"unpool{index}", spec.upsample, shape, target, layer.kernel, layer.stride,
-                                layer, pools.index(layer))
+            out = _unpool_layer(
+                f"unpool{index}", spec.upsample, shape, target, layer.kernel, layer.stride, layer, pools.index(layer)
+            )
         else:
             name = f"deconv{index}"
             pad = _deconv_padding(name, shape[1:], target, layer.kernel, layer.stride, layer.padding)
-            out = Layer(name, "deconv", shape, layer.in_shape, layer.kernel, layer.stride, layer.padding, pad,
-                        activation=layer.activation, batch_norm=layer.batch_norm)
+            out = _deconv_layer(name, layer, shape, layer.in_shape, pad)
         decoder.append(out)
         shape = out.out_shape
     return decoder
@@ -334,7 +392,9 @@ def _explicit_decoder(spec: AutoencoderSpec, encoder: list[Layer], shape: Shape)
             if stage.output_padding is not None:
                 pad = (stage.output_padding, stage.output_padding)
                 if stage.output_padding >= stage.stride:
-                    raise SpecError(f"{name}: output padding {stage.output_padding} must be smaller than the stride {stage.stride}")
+                    raise SpecError(
+                        f"{name}: output padding {stage.output_padding} must be smaller than the stride {stage.stride}"
+                    )
             elif stage.size is not None:
                 pad = _deconv_padding(name, (h, w), (stage.size, stage.size), stage.kernel, stage.stride, stage.padding)
             else:
@@ -342,15 +402,9 @@ def _explicit_decoder(spec: AutoencoderSpec, encoder: list[Layer], shape: Shape)
             out = tuple(deconv_output_size(s, stage.kernel, stage.stride, stage.padding, p) for s, p in zip((h, w), pad))
             if min(out) < 1:
                 raise SpecError(f"{name}: padding {stage.padding} leaves no output from a {h}x{w} input")
-            layer = Layer(name, "deconv", shape, cast(Shape, (stage.filters, *out)), stage.kernel, stage.stride, stage.padding,
-                          pad, activation=stage.activation, batch_norm=stage.batch_norm)
+            layer = _deconv_layer(name, stage, shape, (stage.filters, out[0], out[1]), pad)
         else:
-            name = f"conv{i}"
-            out = tuple(conv_output_size(s, stage.kernel, stage.stride, stage.padding) for s in (h, w))
-            if min(out) < 1:
-                raise SpecError(f"{name}: a {stage.kernel}x{stage.kernel} kernel does not fit a {h}x{w} input")
-            layer = Layer(name, "conv", shape, cast(Shape, (stage.filters, *out)), stage.kernel, stage.stride, stage.padding,
-                          activation=stage.activation, batch_norm=stage.batch_norm)
+            layer = _conv_layer(f"conv{i}", stage, shape)
         decoder.append(layer)
         shape = layer.out_shape
     return decoder
@@ -364,16 +418,19 @@ def reference_cae(channels: int = 3, size: int = 32, upsample: str = "max", name
     return AutoencoderSpec(
         name=name,
         input_shape=(channels, size, size),
-        encoder=[Conv(filters=64, kernel=5, padding=2), Pool(), Conv(filters=32, kernel=3, padding=1), Pool(),
-                 Conv(filters=16, kernel=3, padding=1), Pool()],
+        encoder=[
+            Conv(filters=64, kernel=5, padding=2),
+            Pool(),
+            Conv(filters=32, kernel=3, padding=1),
+            Pool(),
+            Conv(filters=16, kernel=3, padding=1),
+            Pool(),
+        ],
         upsample=upsample,  # type: ignore[arg-type]
     )
 
 
-PRESETS: dict[str, AutoencoderSpec] = {
-    "cae32": reference_cae(3, 32, name="cae32"),
-    "cae28": reference_cae(1, 28, name="cae28"),
-}
+PRESETS: dict[str, AutoencoderSpec] = {"cae32": reference_cae(3, 32, name="cae32"), "cae28": reference_cae(1, 28, name="cae28")}
 
 
 def preset_summary(name: str) -> str:

@@ -20,8 +20,9 @@ class _Loader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=True)
             if key in seen:
                 mark = key_node.start_mark
-                raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice (line "
-                                                        f"{seen[key].start_mark.line + 1} and {mark.line + 1})", mark)
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice (line {seen[key].start_mark.line + 1} and {mark.line + 1})", mark
+                )
             seen[key] = key_node
         return super().construct_mapping(node, deep)
 

@@ -38,7 +38,9 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() else " " if c in "\n\t" else repr(c)[1:-1] for c in text)
 
 
-def _one_line(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+def _one_line(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
     click.echo(f"caekit: warning: {one_line(' '.join(str(message).split()))}", err=True)
 
 
@@ -66,13 +68,19 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except OSError as exc:  # the user's disk, folders and permissions: a full disk, a read-only runs folder
         where = f" '{exc.filename}'" if exc.filename else ""
-        click.echo(f"caekit: error: {one_line(str(exc.strerror or exc))}{one_line(where)}; free space, fix the permissions or choose another folder "
-                   "(nothing that was written before is lost)", err=True)
+        click.echo(
+            f"caekit: error: {one_line(str(exc.strerror or exc))}{one_line(where)}; free space, fix the permissions or choose another folder "
+            "(nothing that was written before is lost)",
+            err=True,
+        )
         sys.exit(2)
     except Exception as exc:  # a bug: one line here, the whole traceback in a log file for the report
         log = _log_traceback()
-        click.echo(f"caekit: internal error: {type(exc).__name__}: {one_line(' '.join(str(exc).split()))[:300]}; the traceback is in "
-                   f"{log} (please report it)", err=True)
+        click.echo(
+            f"caekit: internal error: {type(exc).__name__}: {one_line(' '.join(str(exc).split()))[:300]}; the traceback is in "
+            f"{log} (please report it)",
+            err=True,
+        )
         sys.exit(1)
     finally:
         if previous_tuning is None:

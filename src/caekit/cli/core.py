@@ -12,8 +12,9 @@ from caekit.cli.options import data_options, image_files_and_run, out_option, ru
 COMMANDS: list[click.Command] = []
 
 
-def _data_overrides(dataset: str | None, data_root: str | None, image_size: int | None, channels: int | None,
-                    download: bool = False) -> dict[str, object]:
+def _data_overrides(
+    dataset: str | None, data_root: str | None, image_size: int | None, channels: int | None, download: bool = False
+) -> dict[str, object]:
     pairs = {"data.name": dataset, "data.root": data_root, "data.image_size": image_size, "data.channels": channels}
     if download:
         pairs["data.download"] = True
@@ -41,16 +42,44 @@ def _data_overrides(dataset: str | None, data_root: str | None, image_size: int 
 @click.option("--set", "-s", "sets", multiple=True, metavar="KEY=VALUE", help="Override any config field, e.g. train.patience=3.")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue this run folder from its last checkpoint.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (a line per epoch is still printed).")
-def train(config, model_name, spec, upsample, dataset, data_root, image_size, channels, download, loss, epochs, batch_size,
-          lr, seed, device, name, runs_dir, sets, resume, no_progress) -> None:
+def train(
+    config,
+    model_name,
+    spec,
+    upsample,
+    dataset,
+    data_root,
+    image_size,
+    channels,
+    download,
+    loss,
+    epochs,
+    batch_size,
+    lr,
+    seed,
+    device,
+    name,
+    runs_dir,
+    sets,
+    resume,
+    no_progress,
+) -> None:
     """Train a model (default: the reference CAE on the bundled digits) and write a run folder."""
     from caekit.api import train as run_training
     from caekit.config import parse_assignments
 
     pairs: dict[str, object] = {
-        "model.name": model_name, "model.args.spec": spec, "model.args.upsample": upsample, "objective.args.loss": loss,
-        "train.epochs": epochs, "train.batch_size": batch_size, "optim.lr": lr, "train.seed": seed,
-        "train.device": device, "name": name, "runs_dir": runs_dir,
+        "model.name": model_name,
+        "model.args.spec": spec,
+        "model.args.upsample": upsample,
+        "objective.args.loss": loss,
+        "train.epochs": epochs,
+        "train.batch_size": batch_size,
+        "optim.lr": lr,
+        "train.seed": seed,
+        "train.device": device,
+        "name": name,
+        "runs_dir": runs_dir,
         **_data_overrides(dataset, data_root, image_size, int(channels) if channels else None, download),
     }
     if no_progress:
@@ -75,8 +104,13 @@ def demo(epochs: int, runs_dir: str, no_progress: bool) -> None:
     """Train the 28x28 reference CAE on scikit-learn's bundled digits (real scans, no download)."""
     from caekit.api import train as run_training
 
-    config = {"name": "demo", "runs_dir": runs_dir, "model": {"name": "cae28"},
-              "data": {"name": "digits", "image_size": 28}, "train": {"epochs": epochs, "batch_size": 32, "progress": not no_progress}}
+    config = {
+        "name": "demo",
+        "runs_dir": runs_dir,
+        "model": {"name": "cae28"},
+        "data": {"name": "digits", "image_size": 28},
+        "train": {"epochs": epochs, "batch_size": 32, "progress": not no_progress},
+    }
     result = run_training(config)
     assert result.run is not None
     click.echo(f"test: {_format_metrics(result.test)}")

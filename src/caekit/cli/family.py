@@ -11,8 +11,11 @@ COMMANDS: list[click.Command] = []
 
 @click.command()
 @image_files_and_run("the denoised images and comparison.png", "Run folder or .safetensors of a denoising model.")
-@click.option("--add-noise", type=click.Choice(["gaussian", "salt_pepper", "mask"]),
-              help="Corrupt the images first (to try a model on clean files); writes the noisy inputs too.")
+@click.option(
+    "--add-noise",
+    type=click.Choice(["gaussian", "salt_pepper", "mask"]),
+    help="Corrupt the images first (to try a model on clean files); writes the noisy inputs too.",
+)
 @click.option("--level", type=float, default=0.3, help="Noise level for --add-noise (sigma, amount or fraction).")
 @seed_option("Seed of the added noise.")
 def denoise(images: tuple[str, ...], run: str, out: str | None, add_noise: str | None, level: float, seed: int) -> None:
@@ -23,7 +26,13 @@ def denoise(images: tuple[str, ...], run: str, out: str | None, add_noise: str |
 @click.command()
 @trained_run("Run folder of a VAE, cVAE, DCGAN or cDCGAN.")
 @click.option("--count", "-n", "--n", "count", type=int, default=64, help="How many samples.")
-@click.option("--label", "labels", type=int, multiple=True, help="Class index for a conditional model (repeat; default: all classes in turn).")
+@click.option(
+    "--label",
+    "labels",
+    type=int,
+    multiple=True,
+    help="Class index for a conditional model (repeat; default: all classes in turn).",
+)
 @out_option("the grid picture", file=True)
 @seed_option("Seed of the latent codes.")
 @click.option("--images", "image_dir", type=click.Path(file_okay=False), help="Also write each sample as a PNG in this folder.")
@@ -48,7 +57,9 @@ def stack(config: str, stage_epochs: int | None, finetune_epochs: int | None, se
     for i, (path, test) in enumerate(zip(result.stage_runs, result.stage_tests), start=1):
         click.echo(f"stage {i}: test loss {test['loss']:.4g}  run folder: {path}")
     if result.finetune_run:
-        click.echo(f"fine-tuned stack: test {', '.join(f'{k} {v:.4g}' for k, v in result.test.items())}  run folder: {result.finetune_run}")
+        click.echo(
+            f"fine-tuned stack: test {', '.join(f'{k} {v:.4g}' for k, v in result.test.items())}  run folder: {result.finetune_run}"
+        )
 
 
 @click.command("encoder838")
@@ -63,8 +74,10 @@ def encoder838(hidden: int, patterns: int, epochs: int, seed: int) -> None:
     result = encoder_838(patterns, hidden, epochs=epochs, seed=seed)
     click.echo(result.table())
     correct = int((result.outputs.argmax(1) == result.inputs.argmax(1)).sum())
-    click.echo(f"{correct}/{patterns} patterns reconstructed; {result.distinct_codes} distinct codes when rounded to bits "
-               f"(codes need not be binary: a unit may settle at an intermediate level); final loss {result.history[-1]['train_loss']:.4g}")
+    click.echo(
+        f"{correct}/{patterns} patterns reconstructed; {result.distinct_codes} distinct codes when rounded to bits "
+        f"(codes need not be binary: a unit may settle at an intermediate level); final loss {result.history[-1]['train_loss']:.4g}"
+    )
 
 
 COMMANDS += [denoise, sample, stack, encoder838]

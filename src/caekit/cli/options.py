@@ -48,8 +48,13 @@ def trained_run(help: str = "Trained run folder or .safetensors checkpoint.") ->
 
 
 def out_option(what: str, file: bool = False) -> Decorator:
-    return click.option("--out", "-o", type=click.Path(dir_okay=not file, file_okay=file), default=None,
-                        help=f"Where to write {what} (default: inside the run folder).")
+    return click.option(
+        "--out",
+        "-o",
+        type=click.Path(dir_okay=not file, file_okay=file),
+        default=None,
+        help=f"Where to write {what} (default: inside the run folder).",
+    )
 
 
 def image_files_and_run(what: str, run_help: str = "Trained run folder or .safetensors checkpoint.") -> Decorator:
@@ -60,10 +65,18 @@ def image_files_and_run(what: str, run_help: str = "Trained run folder or .safet
 def data_options(verb: str = "encode") -> Decorator:
     """``--dataset``, ``--data-root`` and ``--split``: a run's own split by default, or another dataset's."""
     return stacked(
-        click.option("--dataset", "-d", help=f"Another dataset to {verb}, in the model's image shape (default: the run's own splits)."),
+        click.option(
+            "--dataset", "-d", help=f"Another dataset to {verb}, in the model's image shape (default: the run's own splits)."
+        ),
         click.option("--data-root", type=click.Path(), help="Folder holding --dataset."),
-        click.option("--split", "split_name", type=click.Choice(["train", "val", "test"]), default="test",
-                     help="Which split: the run's own, made again exactly as it was trained (seed, fractions, limit)."))
+        click.option(
+            "--split",
+            "split_name",
+            type=click.Choice(["train", "val", "test"]),
+            default="test",
+            help="Which split: the run's own, made again exactly as it was trained (seed, fractions, limit).",
+        ),
+    )
 
 
 def seed_option(help: str = "Random seed.") -> Decorator:

@@ -11,8 +11,12 @@ COMMANDS: list[click.Command] = []
 
 @click.command()
 @image_files_and_run("the masks and overlays")
-@click.option("--masks", "mask_dir", type=click.Path(exists=True, file_okay=False),
-              help="Folder of ground-truth masks with the images' names: adds them to the overlays and scores them.")
+@click.option(
+    "--masks",
+    "mask_dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="Folder of ground-truth masks with the images' names: adds them to the overlays and scores them.",
+)
 def segment(images: tuple[str, ...], run: str, out: str | None, mask_dir: str | None) -> None:
     """Segment image files at their own size: NAME_mask.png (class indices), NAME_overlay.png, overlays.png."""
     run_on_files("segment_files", images, run, out, masks=mask_dir)

@@ -16,9 +16,20 @@ COMMANDS: list[click.Command] = []
 @click.option("--mode", type=click.Choice(["min", "max"]), help="Whether lower or higher metric values are better.")
 @click.option("--name", help="Search folder name.")
 @click.option("--runs-dir", help="Where the search folder goes.")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a field of the base run config, e.g. data.root=/data.")
-def search(config: str, method: str | None, trials: int | None, parallel: str | None, metric: str | None, mode: str | None,
-           name: str | None, runs_dir: str | None, sets: tuple[str, ...]) -> None:
+@click.option(
+    "--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a field of the base run config, e.g. data.root=/data."
+)
+def search(
+    config: str,
+    method: str | None,
+    trials: int | None,
+    parallel: str | None,
+    metric: str | None,
+    mode: str | None,
+    name: str | None,
+    runs_dir: str | None,
+    sets: tuple[str, ...],
+) -> None:
     """Grid, random or Optuna search over config fields (see configs/search-mnist.yaml for the file format)."""
     from caekit.config import parse_assignments
     from caekit.errors import ConfigError
@@ -27,8 +38,15 @@ def search(config: str, method: str | None, trials: int | None, parallel: str | 
 
     if parallel is not None and parallel != "auto" and (not parallel.isdigit() or int(parallel) < 1):
         raise ConfigError(f"--parallel '{parallel}' must be a positive number or auto")
-    overrides = {"method": method, "trials": trials, "parallel": int(parallel) if parallel and parallel.isdigit() else parallel,
-                 "metric": metric, "mode": mode, "name": name, "runs_dir": runs_dir}
+    overrides = {
+        "method": method,
+        "trials": trials,
+        "parallel": int(parallel) if parallel and parallel.isdigit() else parallel,
+        "metric": metric,
+        "mode": mode,
+        "name": name,
+        "runs_dir": runs_dir,
+    }
 
     def report(trial: Trial) -> None:
         value = f"{trial.value:.4g}" if trial.value is not None else "n/a"

@@ -5,5 +5,15 @@ from caekit.data.datasets import DATASETS, conform, load_dataset, register_datas
 from caekit.data.imageset import Batches, ImageSet
 from caekit.data.splits import Splits, labelled_sample, make_splits, split
 
-__all__ = ["DATASETS", "Batches", "ImageSet", "Splits", "conform", "labelled_sample", "load_dataset", "make_splits",
-           "register_dataset", "split"]
+__all__ = [
+    "DATASETS",
+    "Batches",
+    "ImageSet",
+    "Splits",
+    "conform",
+    "labelled_sample",
+    "load_dataset",
+    "make_splits",
+    "register_dataset",
+    "split",
+]

@@ -40,8 +40,14 @@ def transform(preset: str, size: int) -> v2.Transform | None:
     if preset == "digits":
         return v2.Compose([v2.RandomCrop(size, padding=2), v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1))])
     if preset == "natural":
-        return v2.Compose([v2.RandomCrop(size, padding=4), v2.RandomHorizontalFlip(),
-                           v2.ColorJitter(brightness=0.2, contrast=0.2), v2.RandomErasing(p=0.25)])
+        return v2.Compose(
+            [
+                v2.RandomCrop(size, padding=4),
+                v2.RandomHorizontalFlip(),
+                v2.ColorJitter(brightness=0.2, contrast=0.2),
+                v2.RandomErasing(p=0.25),
+            ]
+        )
     raise ConfigError(f"unknown augmentation preset '{preset}'")
 
 

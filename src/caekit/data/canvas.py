@@ -19,7 +19,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from caekit.data.datasets import IMAGE_EXTENSIONS, centre_square, fit_square, load_dataset, read_image, register_dataset, to_grey
+from caekit.data.datasets import (
+    IMAGE_EXTENSIONS,
+    centre_square,
+    fit_square,
+    load_dataset,
+    read_image,
+    register_dataset,
+    split_folder,
+    to_grey,
+)
 from caekit.data.imageset import ImageSet
 from caekit.errors import DataError
 
@@ -39,8 +48,15 @@ def _ink_box(digit: np.ndarray) -> tuple[slice, slice]:
     return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
-def make_canvases(digits: np.ndarray, labels: np.ndarray, count: int, size: int = CANVAS_SIZE, max_digits: int = 4,
-                  seed: int = 0, tries: int = 50) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def make_canvases(
+    digits: np.ndarray,
+    labels: np.ndarray,
+    count: int,
+    size: int = CANVAS_SIZE,
+    max_digits: int = 4,
+    seed: int = 0,
+    tries: int = 50,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``count`` canvases of ``size`` x ``size`` from uint8 digits [M, h, w] and their labels [M].
 
     Returns images uint8 [count, size, size], masks uint8 [count, size, size] (0 background, d + 1 for digit d)
@@ -78,8 +94,9 @@ def make_canvases(digits: np.ndarray, labels: np.ndarray, count: int, size: int 
 
 
 @register_dataset("digit-canvas")
-def digit_canvas(root: Path | None = None, split: str = "train", image_size: int | None = None, download: bool = False,
-                 **_: object) -> ImageSet:
+def digit_canvas(
+    root: Path | None = None, split: str = "train", image_size: int | None = None, download: bool = False, **_: object
+) -> ImageSet:
     """MNIST digits on 64x64 canvases, 1-4 each, with per-pixel masks (0 background, 1-10 digits); needs the MNIST root."""
     size = image_size or CANVAS_SIZE
     mnist = load_dataset("mnist", "train" if split == "train" else "test", root=root, download=download)
@@ -88,8 +105,13 @@ def digit_canvas(root: Path | None = None, split: str = "train", image_size: int
     max_digits = 4 if size >= 48 else max(1, (size // 24) ** 2)
     count = CANVAS_COUNTS["train" if split == "train" else "test"]
     images, masks, first = make_canvases(digits, mnist.labels.numpy(), count, size, max_digits, CANVAS_SEEDS.get(split, 1))
-    return ImageSet(torch.from_numpy(images).unsqueeze(1), torch.from_numpy(first), list(DIGIT_CLASSES), "digit-canvas",
-                    {"mask": torch.from_numpy(masks)})
+    return ImageSet(
+        torch.from_numpy(images).unsqueeze(1),
+        torch.from_numpy(first),
+        list(DIGIT_CLASSES),
+        "digit-canvas",
+        {"mask": torch.from_numpy(masks)},
+    )
 
 
 # --------------------------------------------------------------------------------------------- image/mask folders
@@ -119,8 +141,15 @@ def read_mask(path: Path) -> Image.Image:
 
 
 @register_dataset("mask-folder")
-def mask_folder(root: Path | None = None, split: str = "train", image_size: int | None = None, channels: int | None = None,
-                fit: str = "pad", strict: bool = False, **_: object) -> ImageSet | None:
+def mask_folder(
+    root: Path | None = None,
+    split: str = "train",
+    image_size: int | None = None,
+    channels: int | None = None,
+    fit: str = "pad",
+    strict: bool = False,
+    **_: object,
+) -> ImageSet | None:
     """Image/mask pairs: ROOT/images/NAME.* and ROOT/masks/NAME.png (or ROOT/{train,test}/...); mask value = class.
 
     Mask pixels hold class indices (0, 1, ..., K-1; 255 = ignore); ROOT/classes.txt may name the classes, one a
@@ -129,11 +158,8 @@ def mask_folder(root: Path | None = None, split: str = "train", image_size: int 
     """
     if root is None:
         raise DataError("the mask-folder dataset needs --data-root DIR holding images/ and masks/")
-    root = Path(root)
-    base = root / split if (root / "train").is_dir() else root
-    if base != root and not base.is_dir():
-        return None
-    if base == root and split != "train":
+    base = split_folder(Path(root), split)
+    if base is None:
         return None
     image_dir, mask_dir = base / "images", base / "masks"
     if not image_dir.is_dir() or not mask_dir.is_dir():
@@ -170,8 +196,15 @@ def mask_folder(root: Path | None = None, split: str = "train", image_size: int 
     if names and int(values.max()) >= len(names):
         raise DataError(f"a mask holds class {int(values.max())} but {names_file} names only {len(names)} classes")
     classes = names or [f"class{i}" for i in range(count)]
-    labels = torch.tensor([int(torch.bincount(m[(m != 0) & (m != IGNORE)].long(), minlength=count).argmax())
-                           if ((m != 0) & (m != IGNORE)).any() else 0 for m in mask_tensor], dtype=torch.long)
+    labels = torch.tensor(
+        [
+            int(torch.bincount(m[(m != 0) & (m != IGNORE)].long(), minlength=count).argmax())
+            if ((m != 0) & (m != IGNORE)).any()
+            else 0
+            for m in mask_tensor
+        ],
+        dtype=torch.long,
+    )
     return ImageSet(pixels.contiguous(), labels, classes, base.name, {"mask": mask_tensor})
 
 

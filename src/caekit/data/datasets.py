@@ -47,14 +47,29 @@ def cache_dir() -> Path:
     return cache_root()
 
 
-def load_dataset(name: str, split: str = "train", root: str | Path | None = None, image_size: int | None = None,
-                 channels: int | None = None, fit: str = "pad", download: bool = False, strict: bool = False) -> ImageSet | None:
+def load_dataset(
+    name: str,
+    split: str = "train",
+    root: str | Path | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
+    fit: str = "pad",
+    download: bool = False,
+    strict: bool = False,
+) -> ImageSet | None:
     """One split of a registered dataset, resized to ``image_size`` and converted to ``channels`` if given."""
     if fit not in FIT_MODES:
         raise DataError(f"unknown fit '{fit}'; choose one of: {', '.join(FIT_MODES)}")
     loader = DATASETS.get(name)
-    data = loader(root=Path(root) if root else None, split=split, image_size=image_size, channels=channels, fit=fit,
-                  download=download, strict=strict)
+    data = loader(
+        root=Path(root) if root else None,
+        split=split,
+        image_size=image_size,
+        channels=channels,
+        fit=fit,
+        download=download,
+        strict=strict,
+    )
     if data is None:
         return None
     data.name = name
@@ -66,8 +81,10 @@ def check_fits(count: int, channels: int, size: int, what: str, bytes_per_value:
     half of this machine's memory."""
     need = count * channels * size * size * bytes_per_value
     if need > physical_memory() // 2:
-        raise DataError(f"{what}: {count:,} images of {channels}x{size}x{size} would need {need / 2**30:,.1f} GB, more than half of "
-                        f"this machine's {physical_memory() / 2**30:,.0f} GB; choose a smaller data.image_size or data.limit")
+        raise DataError(
+            f"{what}: {count:,} images of {channels}x{size}x{size} would need {need / 2**30:,.1f} GB, more than half of "
+            f"this machine's {physical_memory() / 2**30:,.0f} GB; choose a smaller data.image_size or data.limit"
+        )
 
 
 def conform(data: ImageSet, image_size: int | None, channels: int | None) -> ImageSet:
@@ -83,8 +100,10 @@ def conform(data: ImageSet, image_size: int | None, channels: int | None) -> Ima
         else:
             raise DataError(f"cannot convert {images.shape[1]}-channel images to {channels} channels")
     if image_size is not None and tuple(images.shape[-2:]) != (image_size, image_size):
-        chunks = [F.interpolate(part.float(), size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
-                  for part in images.split(4096)]
+        chunks = [
+            F.interpolate(part.float(), size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
+            for part in images.split(4096)
+        ]
         images = torch.cat(chunks).round_().clamp_(0, 255).to(torch.uint8)
     if images is data.images:
         return data
@@ -129,18 +148,27 @@ def _torchvision_set(cls_name: str, root: Path | None, split: str, download: boo
 @register_dataset("mnist")
 def mnist(root: Path | None = None, split: str = "train", download: bool = False, **_: object) -> ImageSet:
     """LeCun's handwritten digits, 60,000 train + 10,000 test, 1x28x28 (torchvision's loader, ROOT/MNIST/raw)."""
-    return _torchvision_set("MNIST", root, split, download,
-                            "pass --data-root DIR holding MNIST/raw (e.g. made by shared/data/get_mnist.py DIR) or add --download")
+    return _torchvision_set(
+        "MNIST",
+        root,
+        split,
+        download,
+        "pass --data-root DIR holding MNIST/raw (e.g. made by shared/data/get_mnist.py DIR) or add --download",
+    )
 
 
 @register_dataset("fashion-mnist")
 def fashion_mnist(root: Path | None = None, split: str = "train", download: bool = False, **_: object) -> ImageSet:
     """Zalando's clothing images, 60,000 train + 10,000 test, 1x28x28 (torchvision's loader, ROOT/FashionMNIST/raw)."""
-    return _torchvision_set("FashionMNIST", root, split, download, "pass --data-root DIR holding FashionMNIST/raw or add --download")
+    return _torchvision_set(
+        "FashionMNIST", root, split, download, "pass --data-root DIR holding FashionMNIST/raw or add --download"
+    )
 
 
 @register_dataset("cifar10")
-def cifar10(root: Path | None = None, split: str = "train", download: bool = False, strict: bool = False, **_: object) -> ImageSet | None:
+def cifar10(
+    root: Path | None = None, split: str = "train", download: bool = False, strict: bool = False, **_: object
+) -> ImageSet | None:
     """torchvision's CIFAR-10 (cifar-10-batches-py), or the same images as train/ and test/ class folders."""
     root = root or default_data_root()
     for candidate in (root, root / "cifar10"):
@@ -153,8 +181,10 @@ def cifar10(root: Path | None = None, split: str = "train", download: bool = Fal
 
         download_and_extract_archive(CIFAR10.url, str(root), filename=CIFAR10.filename, md5=CIFAR10.tgz_md5)
     if not batches.is_dir():
-        raise DataError(f"CIFAR10 not found under '{root}'; pass --data-root DIR holding cifar-10-batches-py or train/ and test/ "
-                        "class folders, or add --download")
+        raise DataError(
+            f"CIFAR10 not found under '{root}'; pass --data-root DIR holding cifar-10-batches-py or train/ and test/ "
+            "class folders, or add --download"
+        )
     return read_cifar_batches(batches, split)
 
 
@@ -162,8 +192,15 @@ class _ArraysOnly(pickle.Unpickler):
     """An unpickler for CIFAR-10's python batches that builds numpy arrays and nothing else: a batch file that
     names any other callable (``os.system``, ...) is refused instead of run."""
 
-    ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset({("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
-               ("numpy", "dtype"), ("_codecs", "encode")})  # the last: bytes in protocol-2 pickles written by Python 3
+    ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("_codecs", "encode"),
+        }
+    )  # the last: bytes in protocol-2 pickles written by Python 3
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self.ALLOWED:
@@ -193,24 +230,49 @@ def read_cifar_batches(folder: Path, split: str = "train") -> ImageSet:
     for name in names:
         batch = _read_batch(folder / name)
         data, targets = batch.get("data"), batch.get("labels")
-        if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or \
-                not isinstance(targets, list) or len(targets) != len(data):
+        if (
+            not isinstance(data, np.ndarray)
+            or data.dtype != np.uint8
+            or data.ndim != 2
+            or data.shape[1] != 3072
+            or not isinstance(targets, list)
+            or len(targets) != len(data)
+        ):
             raise DataError(f"'{folder / name}' does not hold CIFAR-10's uint8 [N, 3072] data and N labels")
         images.append(data.reshape(-1, 3, 32, 32))
         labels += targets
     classes = _read_batch(folder / "batches.meta").get("label_names")
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         raise DataError(f"'{folder / 'batches.meta'}' does not list the class names")
-    return ImageSet(torch.from_numpy(np.concatenate(images)).contiguous(), torch.tensor(labels, dtype=torch.long), classes,
-                    f"cifar10-{split}")
+    return ImageSet(
+        torch.from_numpy(np.concatenate(images)).contiguous(), torch.tensor(labels, dtype=torch.long), classes, f"cifar10-{split}"
+    )
 
 
 # --------------------------------------------------------------------------------------------- class-per-folder images
 
 
+def split_folder(root: Path, split: str) -> Path | None:
+    """ROOT/<split> when ROOT has a train/ folder, else ROOT itself for the train split; None when that split has no
+    folder (the caller then carves it out of the train split)."""
+    if not root.is_dir():
+        raise DataError(f"data root '{root}' is not a folder")
+    if (root / "train").is_dir():
+        return root / split if (root / split).is_dir() else None
+    return root if split == "train" else None
+
+
 @register_dataset("folder")
-def folder(root: Path | None = None, split: str = "train", image_size: int | None = None, channels: int | None = None,
-           fit: str = "pad", strict: bool = False, cache: bool = True, **_: object) -> ImageSet | None:
+def folder(
+    root: Path | None = None,
+    split: str = "train",
+    image_size: int | None = None,
+    channels: int | None = None,
+    fit: str = "pad",
+    strict: bool = False,
+    cache: bool = True,
+    **_: object,
+) -> ImageSet | None:
     """Images under ROOT/<class>/ (or ROOT/{train,test}/<class>/), any size, grey or colour.
 
     Each image is fitted into a square (``fit``: pad with its border colour, stretch, or centre crop) and resized to
@@ -219,16 +281,10 @@ def folder(root: Path | None = None, split: str = "train", image_size: int | Non
     """
     if root is None:
         raise DataError("the folder dataset needs --data-root DIR (class-per-folder images)")
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"data root '{root}' is not a folder")
-    has_splits = (root / "train").is_dir()
-    if has_splits:
-        root = root / split
-        if not root.is_dir():
-            return None
-    elif split != "train":
+    split_root = split_folder(Path(root), split)
+    if split_root is None:
         return None
+    root = split_root
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise DataError(f"'{root}' has no class folders: put images under {root}/<class-name>/")
@@ -317,8 +373,16 @@ def _cache_key(root: Path, files: list[tuple[Path, int]], *options: object) -> s
     return digest.hexdigest()[:32]
 
 
-def _decode_folder(root: Path, classes: list[str], files: list[tuple[Path, int]], image_size: int | None,
-                   channels: int | None, fit: str, strict: bool, cache: bool) -> ImageSet:
+def _decode_folder(
+    root: Path,
+    classes: list[str],
+    files: list[tuple[Path, int]],
+    image_size: int | None,
+    channels: int | None,
+    fit: str,
+    strict: bool,
+    cache: bool,
+) -> ImageSet:
     key = _cache_key(root, files, image_size, channels, fit, strict)
     cached = cache_dir() / "folders" / f"{key}.safetensors"
     if cache and cached.is_file():
@@ -340,7 +404,11 @@ def _decode_folder(root: Path, classes: list[str], files: list[tuple[Path, int]]
         decoded = list(pool.map(lambda item: _decode_fitted(item[0], fit, size), files))
     skipped = [(str(path), why) for (path, _), (img, why) in zip(files, decoded) if img is None]
     if skipped and strict:
-        more = f"; {len(skipped) - 1} more: {', '.join(path for path, _ in skipped[1:6])}{', ...' if len(skipped) > 6 else ''}" if len(skipped) > 1 else ""
+        more = (
+            f"; {len(skipped) - 1} more: {', '.join(path for path, _ in skipped[1:6])}{', ...' if len(skipped) > 6 else ''}"
+            if len(skipped) > 1
+            else ""
+        )
         raise DataError(f"unreadable image {skipped[0][0]}: {skipped[0][1]}{more} (or leave data.strict off to skip them)")
     kept = [(img, label) for (_, label), (img, _) in zip(files, decoded) if img is not None]
     if not kept:
@@ -360,8 +428,11 @@ def _decode_folder(root: Path, classes: list[str], files: list[tuple[Path, int]]
         try:
             _write_cache(cached, root, skipped, images, labels)
         except OSError as exc:  # a read-only or full cache folder costs the next run a decode, nothing more
-            warnings.warn(f"could not cache the decoded images in {cached.parent} ({exc.strerror}); set CAEKIT_CACHE to a writable "
-                          "folder to skip decoding next time", stacklevel=3)
+            warnings.warn(
+                f"could not cache the decoded images in {cached.parent} ({exc.strerror}); set CAEKIT_CACHE to a writable "
+                "folder to skip decoding next time",
+                stacklevel=3,
+            )
     return ImageSet(images, labels, classes, root.name)
 
 
@@ -400,5 +471,8 @@ def _warn_skipped(skipped: list, total: int, key: str) -> None:
     if skipped:
         listing = cache_dir() / "folders" / f"{key}.skipped.tsv"
         atomic_write_text(listing, "".join(f"{path}\t{why}\n" for path, why in skipped))
-        warnings.warn(f"skipped {len(skipped)} of {total} images that could not be read (first: {skipped[0][0]}; each, with its "
-                      f"reason, is listed in {listing})", stacklevel=3)
+        warnings.warn(
+            f"skipped {len(skipped)} of {total} images that could not be read (first: {skipped[0][0]}; each, with its "
+            f"reason, is listed in {listing})",
+            stacklevel=3,
+        )

@@ -44,8 +44,9 @@ class ImageSet:
 
     def subset(self, indices: Tensor | np.ndarray | list[int], name: str | None = None) -> ImageSet:
         idx = torch.as_tensor(indices, dtype=torch.long)
-        return ImageSet(self.images[idx], self.labels[idx], self.classes, name or self.name,
-                        {k: v[idx] for k, v in self.extras.items()})
+        return ImageSet(
+            self.images[idx], self.labels[idx], self.classes, name or self.name, {k: v[idx] for k, v in self.extras.items()}
+        )
 
     def class_counts(self) -> list[int]:
         return torch.bincount(self.labels, minlength=len(self.classes)).tolist()
@@ -68,9 +69,18 @@ class Batches:
     each rank its own unequal share instead, so no image is counted twice.
     """
 
-    def __init__(self, tensors: dict[str, Tensor], batch_size: int, shuffle: bool = True, seed: int = 0,
-                 drop_last: bool = False, rank: int = 0, world_size: int = 1, weights: Tensor | None = None,
-                 pad: bool = True) -> None:
+    def __init__(
+        self,
+        tensors: dict[str, Tensor],
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+        weights: Tensor | None = None,
+        pad: bool = True,
+    ) -> None:
         self.tensors = tensors
         self.size = len(next(iter(tensors.values())))
         self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last

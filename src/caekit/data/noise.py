@@ -17,7 +17,9 @@ KINDS = ("gaussian", "salt_pepper", "mask")
 
 
 def _uniform(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    return torch.rand(x.shape, generator=generator, device=x.device if generator is None else generator.device).to(x.device, x.dtype)
+    return torch.rand(x.shape, generator=generator, device=x.device if generator is None else generator.device).to(
+        x.device, x.dtype
+    )
 
 
 def gaussian(x: Tensor, sigma: float | Tensor, generator: torch.Generator | None = None) -> Tensor:

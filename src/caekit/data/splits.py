@@ -21,8 +21,11 @@ class Splits:
     test: ImageSet | None  # None: a run trained on in-memory splits that leaves testing to its caller
 
     def describe(self) -> str:
-        parts = [f"train {len(self.train)}"] + ([f"val {len(self.val)}"] if self.val else []) + \
-                ([f"test {len(self.test)}"] if self.test is not None else [])
+        parts = (
+            [f"train {len(self.train)}"]
+            + ([f"val {len(self.val)}"] if self.val else [])
+            + ([f"test {len(self.test)}"] if self.test is not None else [])
+        )
         c, h, w = self.train.shape
         return f"{self.train.name}: {', '.join(parts)} images of {c}x{h}x{w}, {len(self.train.classes)} classes"
 
@@ -36,7 +39,9 @@ def split(data: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSe
     stratify = labels if counts[counts > 0].min() >= 2 else None
     if stratify is None:
         small = [data.classes[i] for i in np.flatnonzero((counts > 0) & (counts < 2))]
-        warnings.warn(f"classes with a single image ({', '.join(small[:5])}) cannot be split by class; splitting at random", stacklevel=2)
+        warnings.warn(
+            f"classes with a single image ({', '.join(small[:5])}) cannot be split by class; splitting at random", stacklevel=2
+        )
     try:
         keep, held = train_test_split(np.arange(len(data)), test_size=fraction, random_state=seed, stratify=stratify)
     except ValueError:  # too few images per class for the held-out size: fall back to a plain random split
@@ -60,16 +65,34 @@ def labelled_sample(data: ImageSet, per_class: int | None = None, fraction: floa
             short.append(f"{data.classes[label]} ({len(members)})")
         picked.append(rng.permutation(members)[:want])
     if short:
-        warnings.warn(f"{len(short)} classes have fewer than {per_class} images and are used whole: {', '.join(short[:5])}", stacklevel=2)
+        warnings.warn(
+            f"{len(short)} classes have fewer than {per_class} images and are used whole: {', '.join(short[:5])}", stacklevel=2
+        )
     return data.subset(np.sort(np.concatenate(picked)))
 
 
-def make_splits(name: str, root: str | None = None, image_size: int | None = None, channels: int | None = None,
-                fit: str = "pad", val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
-                limit: int | None = None, download: bool = False, strict: bool = False) -> Splits:
+def make_splits(
+    name: str,
+    root: str | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
+    fit: str = "pad",
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    limit: int | None = None,
+    download: bool = False,
+    strict: bool = False,
+) -> Splits:
     """Train/validation/test of a registered dataset; sets without a test split get one carved out by seed."""
-    options: dict[str, Any] = {"root": root, "image_size": image_size, "channels": channels, "fit": fit, "download": download,
-                               "strict": strict}
+    options: dict[str, Any] = {
+        "root": root,
+        "image_size": image_size,
+        "channels": channels,
+        "fit": fit,
+        "download": download,
+        "strict": strict,
+    }
     train = load_dataset(name, "train", **options)
     assert train is not None
     test = load_dataset(name, "test", **options)
@@ -81,4 +104,3 @@ def make_splits(name: str, root: str | None = None, image_size: int | None = Non
     if val_fraction > 0:
         train, val = split(train, val_fraction, seed + 1)
     return Splits(train, val, test)
-

@@ -38,8 +38,11 @@ def cluster_accuracy(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] |
 
 
 def cluster_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    return {"nmi": float(normalized_mutual_info_score(y_true, y_pred)), "ari": float(adjusted_rand_score(y_true, y_pred)),
-            "accuracy": cluster_accuracy(y_true, y_pred)}
+    return {
+        "nmi": float(normalized_mutual_info_score(y_true, y_pred)),
+        "ari": float(adjusted_rand_score(y_true, y_pred)),
+        "accuracy": cluster_accuracy(y_true, y_pred),
+    }
 
 
 def cluster(features: np.ndarray, k: int, method: str = "kmeans", seed: int = 0) -> np.ndarray:
@@ -68,9 +71,16 @@ class ClusterRow:
     accuracy: float
 
 
-def compare_clusterings(codes: np.ndarray, pixels: np.ndarray, labels: np.ndarray, k: int | None = None,
-                        methods: Sequence[str] = ("kmeans", "agglomerative"), pca_dims: int = 50, seed: int = 0,
-                        max_points: int | None = 5000) -> list[ClusterRow]:
+def compare_clusterings(
+    codes: np.ndarray,
+    pixels: np.ndarray,
+    labels: np.ndarray,
+    k: int | None = None,
+    methods: Sequence[str] = ("kmeans", "agglomerative"),
+    pca_dims: int = 50,
+    seed: int = 0,
+    max_points: int | None = 5000,
+) -> list[ClusterRow]:
     """The same clusterings on codes, raw pixels and PCA of pixels; ``max_points`` draws a seeded subset
     (agglomerative clustering needs memory quadratic in the number of points)."""
     labels = np.asarray(labels)
@@ -79,8 +89,11 @@ def compare_clusterings(codes: np.ndarray, pixels: np.ndarray, labels: np.ndarra
         pick = np.sort(np.random.default_rng(seed).choice(len(labels), max_points, replace=False))
         codes, pixels, labels = codes[pick], pixels[pick], labels[pick]
     pixels = pixels.reshape(len(pixels), -1).astype(np.float32)
-    spaces = {"codes": codes.reshape(len(codes), -1), "pixels": pixels,
-              f"pca{pca_dims}(pixels)": PCA(min(pca_dims, *pixels.shape), random_state=seed).fit_transform(pixels)}
+    spaces = {
+        "codes": codes.reshape(len(codes), -1),
+        "pixels": pixels,
+        f"pca{pca_dims}(pixels)": PCA(min(pca_dims, *pixels.shape), random_state=seed).fit_transform(pixels),
+    }
     rows = []
     for name, feats in spaces.items():
         for method in methods:

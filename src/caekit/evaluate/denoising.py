@@ -32,8 +32,10 @@ def _per_channel(image: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> n
 FILTERS: dict[str, tuple[Filter, list[float]]] = {
     "gaussian blur": (lambda img, s: _per_channel(img, lambda c: gaussian_blur(c, sigma=s)), [0.5, 0.75, 1.0, 1.5, 2.0]),
     "median": (lambda img, r: _per_channel(img, lambda c: median(c, disk(int(r)))), [1, 2]),
-    "non-local means": (lambda img, h: _per_channel(img, lambda c: denoise_nl_means(c, h=h, patch_size=3, patch_distance=5, fast_mode=True)),
-                        [0.05, 0.1, 0.2, 0.3, 0.45]),
+    "non-local means": (
+        lambda img, h: _per_channel(img, lambda c: denoise_nl_means(c, h=h, patch_size=3, patch_distance=5, fast_mode=True)),
+        [0.05, 0.1, 0.2, 0.3, 0.45],
+    ),
     "TV (Chambolle)": (lambda img, w: _per_channel(img, lambda c: denoise_tv_chambolle(c, weight=w)), [0.05, 0.1, 0.2, 0.3, 0.5]),
 }
 
@@ -52,8 +54,14 @@ def tune_filter(name: str, noisy: Tensor, clean: Tensor) -> float:
     return grid[int(np.argmax(scores))]
 
 
-def compare(clean: Tensor, corruption: Corruption, model: nn.Module | None = None, filters: list[str] | None = None,
-            tune_images: int = 32, seed: int = 0) -> tuple[list[dict[str, object]], dict[str, Tensor]]:
+def compare(
+    clean: Tensor,
+    corruption: Corruption,
+    model: nn.Module | None = None,
+    filters: list[str] | None = None,
+    tune_images: int = 32,
+    seed: int = 0,
+) -> tuple[list[dict[str, object]], dict[str, Tensor]]:
     """Rows (method, parameter, PSNR, SSIM mean over images) and the output images of each method."""
     noisy = corruption(clean, seeded(seed))
     outputs: dict[str, Tensor] = {"noisy": noisy}
@@ -65,9 +73,16 @@ def compare(clean: Tensor, corruption: Corruption, model: nn.Module | None = Non
         p = tune_filter(name, noisy[:tune_images], clean[:tune_images])
         outputs[name] = apply_filter(name, noisy, p)
         params[name] = p
-    rows = [{"noise": str(corruption), "method": name, "parameter": params[name],
-             "PSNR (dB)": round(psnr(out, clean).mean().item(), 2), "SSIM": round(ssim(out, clean).mean().item(), 4)}
-            for name, out in outputs.items()]
+    rows = [
+        {
+            "noise": str(corruption),
+            "method": name,
+            "parameter": params[name],
+            "PSNR (dB)": round(psnr(out, clean).mean().item(), 2),
+            "SSIM": round(ssim(out, clean).mean().item(), 4),
+        }
+        for name, out in outputs.items()
+    ]
     return rows, outputs
 
 
@@ -78,7 +93,9 @@ def markdown_table(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
-def comparison_picture(clean: Tensor, outputs: dict[str, Tensor], path: str | Path, count: int = 8, title: str | None = None) -> Path:
+def comparison_picture(
+    clean: Tensor, outputs: dict[str, Tensor], path: str | Path, count: int = 8, title: str | None = None
+) -> Path:
     from caekit import viz
 
     rows = [(name, images[:count]) for name, images in outputs.items()] + [("clean", clean[:count])]

@@ -56,8 +56,14 @@ def map_note(codes: np.ndarray, method: str, perplexity: float = 30.0) -> str:
     return f"perplexity {min(perplexity, (len(x) - 1) / 3):g}, PCA to {min(50, x.shape[1], len(x))} dims first; distances between clusters mean little"
 
 
-def export_projector(codes: np.ndarray, labels: np.ndarray, classes: list[str], folder: str | Path,
-                     images: torch.Tensor | None = None, tag: str = "codes") -> dict[str, Path]:
+def export_projector(
+    codes: np.ndarray,
+    labels: np.ndarray,
+    classes: list[str],
+    folder: str | Path,
+    images: torch.Tensor | None = None,
+    tag: str = "codes",
+) -> dict[str, Path]:
     """Write the Embedding Projector bundle for ``codes`` [N, D] (and thumbnails from ``images`` [N, C, H, W])."""
     from torch.utils.tensorboard import SummaryWriter
 
@@ -65,16 +71,23 @@ def export_projector(codes: np.ndarray, labels: np.ndarray, classes: list[str], 
     if images is not None:
         side = math.ceil(math.sqrt(len(images))) * images.shape[-1]
         if side > SPRITE_LIMIT:
-            raise ConfigError(f"a sprite of {len(images)} images of {images.shape[-1]} px would be {side} px a side, over "
-                              f"the projector's {SPRITE_LIMIT}; export fewer points (max_points)")
+            raise ConfigError(
+                f"a sprite of {len(images)} images of {images.shape[-1]} px would be {side} px a side, over "
+                f"the projector's {SPRITE_LIMIT}; export fewer points (max_points)"
+            )
         images = to_unit(images)
         if images.shape[1] == 1:
             images = images.expand(-1, 3, -1, -1)
     metadata = [[str(int(label)), classes[int(label)]] for label in labels]
     writer = SummaryWriter(str(folder))
     try:
-        writer.add_embedding(torch.as_tensor(np.asarray(codes, dtype=np.float32)), metadata=metadata, label_img=images,
-                             tag=tag, metadata_header=["label", "class"])
+        writer.add_embedding(
+            torch.as_tensor(np.asarray(codes, dtype=np.float32)),
+            metadata=metadata,
+            label_img=images,
+            tag=tag,
+            metadata_header=["label", "class"],
+        )
     finally:
         writer.close()
     sub = folder / "00000" / tag
@@ -93,9 +106,18 @@ class Embedding:
     paths: dict[str, Path] = field(default_factory=dict)
 
 
-def embed(model: torch.nn.Module, data: ImageSet, out: str | Path, methods: tuple[str, ...] = MAP_METHODS,
-          max_points: int | None = 5000, projector: bool = True, thumbnails: int = 0, seed: int = 0,
-          batch_size: int = 512, progress: bool = True) -> Embedding:
+def embed(
+    model: torch.nn.Module,
+    data: ImageSet,
+    out: str | Path,
+    methods: tuple[str, ...] = MAP_METHODS,
+    max_points: int | None = 5000,
+    projector: bool = True,
+    thumbnails: int = 0,
+    seed: int = 0,
+    batch_size: int = 512,
+    progress: bool = True,
+) -> Embedding:
     """Encode ``data`` (batched, no gradients), draw a 2-D map per method and export the projector bundle.
 
     ``max_points`` draws a seeded subset for the maps and the bundle (t-SNE is quadratic-ish; the sprite is capped);
@@ -116,8 +138,16 @@ def embed(model: torch.nn.Module, data: ImageSet, out: str | Path, methods: tupl
         xy = map_2d(codes, method, seed)
         result.maps[method] = xy
         title = f"{method.upper() if method == 'pca' else 't-SNE'} of {codes.shape[1]}-d codes, {len(codes)} {data.name} images\n{map_note(codes, method)}"
-        result.paths[method] = scatter(xy, labels, data.classes, out / f"{method}.png", title=title,
-                                       images=subset.images if thumbnails else None, thumbnails=thumbnails, seed=seed)
+        result.paths[method] = scatter(
+            xy,
+            labels,
+            data.classes,
+            out / f"{method}.png",
+            title=title,
+            images=subset.images if thumbnails else None,
+            thumbnails=thumbnails,
+            seed=seed,
+        )
     if projector:
         result.paths.update(export_projector(codes, labels, data.classes, out / "projector", subset.images))
     return result

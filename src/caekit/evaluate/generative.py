@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 
 
 @torch.no_grad()
-def elbo_and_nll(model: nn.Module, data: ImageSet, k: int = 100, binarisation: str = "threshold", batch_size: int = 100,
-                 seed: int = 0) -> dict[str, float]:
+def elbo_and_nll(
+    model: nn.Module, data: ImageSet, k: int = 100, binarisation: str = "threshold", batch_size: int = 100, seed: int = 0
+) -> dict[str, float]:
     """Test ELBO and the importance-sampled log-likelihood (Burda et al. 2016) with ``k`` samples, nats per image.
 
     log p(x) ~= logsumexp_i [log p(x|z_i) + log p(z_i) - log q(z_i|x)] - log k, z_i ~ q(z|x). It is a lower bound
@@ -44,7 +45,7 @@ def elbo_and_nll(model: nn.Module, data: ImageSet, k: int = 100, binarisation: s
     log2pi = math.log(2 * math.pi)
     for start in range(0, len(data), batch_size):
         x = binarise(data.unit_images(start, start + batch_size), binarisation, gen).to(device)
-        labels = data.labels[start:start + batch_size].to(device) if getattr(model, "num_classes", 0) else None
+        labels = data.labels[start : start + batch_size].to(device) if getattr(model, "num_classes", 0) else None
         mean, logvar = model.posterior(x, labels)
         std = torch.exp(0.5 * logvar)
         weights = []
@@ -72,10 +73,18 @@ class JudgeCNN(nn.Module):
         super().__init__()
         c, h, w = input_shape
         self.features = nn.Sequential(
-            nn.Conv2d(c, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(True), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(True), nn.MaxPool2d(2))
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(64 * (h // 4) * (w // 4), 128), nn.ReLU(True),
-                                  nn.Linear(128, num_classes))
+            nn.Conv2d(c, 32, 3, padding=1),
+            nn.BatchNorm2d(32),
+            nn.ReLU(True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.BatchNorm2d(64),
+            nn.ReLU(True),
+            nn.MaxPool2d(2),
+        )
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Dropout(0.3), nn.Linear(64 * (h // 4) * (w // 4), 128), nn.ReLU(True), nn.Linear(128, num_classes)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))
@@ -93,22 +102,37 @@ class Coverage:
     label_agreement: float | None  # conditional models: fraction whose predicted class is the asked-for class
 
     def row(self) -> dict[str, Any]:
-        return {"classes covered": self.classes_covered, "mean confidence": round(self.mean_confidence, 4),
-                "confident (>=0.9)": round(self.confident_fraction, 4),
-                "min/max class share": f"{self.counts.min() / self.counts.sum():.3f}/{self.counts.max() / self.counts.sum():.3f}",
-                **({"label agreement": round(self.label_agreement, 4)} if self.label_agreement is not None else {})}
+        return {
+            "classes covered": self.classes_covered,
+            "mean confidence": round(self.mean_confidence, 4),
+            "confident (>=0.9)": round(self.confident_fraction, 4),
+            "min/max class share": f"{self.counts.min() / self.counts.sum():.3f}/{self.counts.max() / self.counts.sum():.3f}",
+            **({"label agreement": round(self.label_agreement, 4)} if self.label_agreement is not None else {}),
+        }
 
 
-def sample_coverage(judge: nn.Module, samples: Tensor, num_classes: int, labels: Tensor | None = None, threshold: float = 0.9,
-                    min_share: float = 0.02) -> Coverage:
+def sample_coverage(
+    judge: nn.Module,
+    samples: Tensor,
+    num_classes: int,
+    labels: Tensor | None = None,
+    threshold: float = 0.9,
+    min_share: float = 0.02,
+) -> Coverage:
     """Judge ``samples`` (float [0, 1]); a class counts as covered when it gets at least ``min_share`` of them."""
     _, probs = classify(judge, samples)
     confidence, predicted = probs.max(1)
     counts = np.bincount(predicted.numpy(), minlength=num_classes)
     per_class = np.array([confidence[predicted == c].mean().item() if counts[c] else 0.0 for c in range(num_classes)])
     agreement = (predicted == labels.cpu()).float().mean().item() if labels is not None else None
-    return Coverage(counts, per_class, confidence.mean().item(), (confidence >= threshold).float().mean().item(),
-                    int((counts >= min_share * len(samples)).sum()), agreement)
+    return Coverage(
+        counts,
+        per_class,
+        confidence.mean().item(),
+        (confidence >= threshold).float().mean().item(),
+        int((counts >= min_share * len(samples)).sum()),
+        agreement,
+    )
 
 
 # --------------------------------------------------------------------------------------------- augmentation
@@ -130,7 +154,9 @@ def imbalanced(data: ImageSet, rare: list[int], rare_count: int, common_count: i
 def with_synthetic(data: ImageSet, images: Tensor, labels: Tensor) -> ImageSet:
     """``data`` plus generated images (float [0, 1] -> uint8)."""
     synthetic = (images.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
-    return ImageSet(torch.cat([data.images, synthetic]), torch.cat([data.labels, labels.cpu()]), data.classes, f"{data.name}+synthetic")
+    return ImageSet(
+        torch.cat([data.images, synthetic]), torch.cat([data.labels, labels.cpu()]), data.classes, f"{data.name}+synthetic"
+    )
 
 
 def oversampled(data: ImageSet, target: int, rare: list[int], seed: int = 0) -> ImageSet:
@@ -149,15 +175,18 @@ def classification_scores(model: nn.Module, test: ImageSet, rare: list[int]) -> 
     predicted = classify(model, test.images)[0].numpy()
     truth = test.labels.numpy()
     common = [c for c in range(len(test.classes)) if c not in rare]
-    return {"accuracy": accuracy_score(truth, predicted),
-            "macro F1": f1_score(truth, predicted, average="macro"),
-            "rare macro F1": f1_score(truth, predicted, labels=rare, average="macro"),
-            "common macro F1": f1_score(truth, predicted, labels=common, average="macro")}
+    return {
+        "accuracy": accuracy_score(truth, predicted),
+        "macro F1": f1_score(truth, predicted, average="macro"),
+        "rare macro F1": f1_score(truth, predicted, labels=rare, average="macro"),
+        "common macro F1": f1_score(truth, predicted, labels=common, average="macro"),
+    }
 
 
 @torch.no_grad()
-def conditional_samples(model: nn.Module, data: ImageSet, classes: list[int], per_class: int, mode: str = "prior",
-                        seed: int = 0) -> tuple[Tensor, Tensor]:
+def conditional_samples(
+    model: nn.Module, data: ImageSet, classes: list[int], per_class: int, mode: str = "prior", seed: int = 0
+) -> tuple[Tensor, Tensor]:
     """``per_class`` generated images (float [0, 1]) of each class from a conditional VAE or DCGAN.
 
     ``prior``: z ~ N(0, I) with the class label. ``posterior`` (conditional VAE only): z drawn from q(z|x, y) of a

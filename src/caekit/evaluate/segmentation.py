@@ -45,8 +45,14 @@ class SegmentationScores:
         return dict(zip(self.classes, torch.where(rows > 0, c.diagonal() / rows.clamp_min(1), torch.nan).tolist()))
 
     def as_dict(self) -> dict[str, object]:
-        return {"pixel_accuracy": self.pixel_accuracy, "mean_iou": self.mean_iou, "iou": self.iou,
-                "class_accuracy": self.class_accuracy, "confusion": self.confusion.tolist(), "classes": self.classes}
+        return {
+            "pixel_accuracy": self.pixel_accuracy,
+            "mean_iou": self.mean_iou,
+            "iou": self.iou,
+            "class_accuracy": self.class_accuracy,
+            "confusion": self.confusion.tolist(),
+            "classes": self.classes,
+        }
 
     def table(self) -> str:
         """Markdown: one row per class (IoU, accuracy), then the means."""
@@ -58,8 +64,9 @@ class SegmentationScores:
 
 
 @torch.inference_mode()
-def evaluate_segmentation(model: nn.Module, images: Tensor, masks: Tensor, classes: list[str], batch_size: int = 128,
-                          ignore_index: int = IGNORE_INDEX) -> SegmentationScores:
+def evaluate_segmentation(
+    model: nn.Module, images: Tensor, masks: Tensor, classes: list[str], batch_size: int = 128, ignore_index: int = IGNORE_INDEX
+) -> SegmentationScores:
     """Scores of a segmentation model over a whole split (uint8 or [0, 1] images [N, C, H, W], masks [N, H, W])."""
     model.eval()
     device = next(model.parameters()).device

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +28,7 @@ from caekit.errors import ConfigError, SpecError
 from caekit.layers import MaxUnpool, conv_block, pad_to, unpool
 from caekit.models.backbones import BACKBONES, backbone_encoder
 from caekit.models.cae import ConvEncoder, EncoderOutput
-from caekit.spec import UPSAMPLE_KINDS, AutoencoderSpec, Conv, Pool, load_spec, parse_spec, plan
+from caekit.spec import UPSAMPLE_KINDS, AutoencoderSpec, Conv, Pool, as_shape, load_spec, parse_spec, plan
 
 Task = Literal["segment", "superres"]
 ENCODERS = ("cae", "vgg", *BACKBONES)
@@ -48,8 +48,16 @@ def _block_channels(width: int, level: int, max_width: int) -> int:
     return min(width * 2**level, max_width)
 
 
-def plain_encoder_spec(in_channels: int, size: tuple[int, int], depth: int, width: int, convs: int | tuple[int, ...],
-                       batch_norm: bool = True, center: bool = True, max_width: int = 512) -> AutoencoderSpec:
+def plain_encoder_spec(
+    in_channels: int,
+    size: tuple[int, int],
+    depth: int,
+    width: int,
+    convs: int | tuple[int, ...],
+    batch_norm: bool = True,
+    center: bool = True,
+    max_width: int = 512,
+) -> AutoencoderSpec:
     """A CAE encoder spec: ``depth`` blocks of 3x3 conv-BN-ReLU then a 2x2 max pool; channels double per block.
 
     ``convs`` is the number of convolutions per block (an int, or one per block); ``center`` adds a block after
@@ -67,15 +75,28 @@ def plain_encoder_spec(in_channels: int, size: tuple[int, int], depth: int, widt
     return AutoencoderSpec(name="pixelwise-encoder", input_shape=(in_channels, *size), encoder=stages, upsample="nearest")
 
 
-def build_encoder(encoder: str, in_channels: int, size: tuple[int, int], depth: int, width: int, convs: int,
-                  batch_norm: bool, center: bool, spec: AutoencoderSpec | dict[str, Any] | str | None = None,
-                  encoder_weights: str | None = None) -> tuple[nn.Module, EncoderInfo]:
+def build_encoder(
+    encoder: str,
+    in_channels: int,
+    size: tuple[int, int],
+    depth: int,
+    width: int,
+    convs: int,
+    batch_norm: bool,
+    center: bool,
+    spec: AutoencoderSpec | dict[str, Any] | str | None = None,
+    encoder_weights: str | None = None,
+) -> tuple[nn.Module, EncoderInfo]:
     """The encoder named by ``encoder`` and what its ``EncoderOutput`` will hold."""
     if encoder in ("cae", "vgg"):
         if spec is not None:
-            resolved = parse_spec(spec) if isinstance(spec, dict) else spec if isinstance(spec, AutoencoderSpec) else load_spec(spec)
-            resolved = parse_spec({**resolved.model_dump(), "input_shape": (in_channels, *size), "decoder": "mirror",
-                                   "bottleneck": None}, resolved.name)
+            resolved = (
+                parse_spec(spec) if isinstance(spec, dict) else spec if isinstance(spec, AutoencoderSpec) else load_spec(spec)
+            )
+            resolved = parse_spec(
+                {**resolved.model_dump(), "input_shape": (in_channels, *size), "decoder": "mirror", "bottleneck": None},
+                resolved.name,
+            )
         elif encoder == "vgg":
             resolved = plain_encoder_spec(in_channels, size, depth, width, VGG16_BLOCKS[:depth], batch_norm, center=False)
         else:
@@ -97,8 +118,10 @@ def check_upsample(kind: str, info: EncoderInfo, encoder: str) -> None:
     if kind not in UPSAMPLE_KINDS:
         raise ConfigError(f"unknown upsample kind '{kind}'; choose one of: {', '.join(UPSAMPLE_KINDS)}")
     if kind == "max" and not info.has_switches:
-        raise ConfigError(f"max-unpooling needs the switches of max pools, and encoder '{encoder}' downsamples without "
-                          "them; use encoder cae, vgg, vgg11 or vgg16, or another upsample kind")
+        raise ConfigError(
+            f"max-unpooling needs the switches of max pools, and encoder '{encoder}' downsamples without "
+            "them; use encoder cae, vgg, vgg11 or vgg16, or another upsample kind"
+        )
 
 
 class Upsample(nn.Module):
@@ -121,30 +144,47 @@ def conv3x3(cin: int, cout: int, batch_norm: bool = True) -> nn.Sequential:
     return conv_block(nn.Conv2d(cin, cout, 3, padding=1, bias=not batch_norm), cout, "relu", batch_norm)
 
 
-def decoder_levels(info: EncoderInfo, upsample: str, reduce: Callable[[int, int], nn.Module], body_name: str,
-                   body: Callable[[int, int], tuple[nn.Module, int]]) -> tuple[nn.ModuleList, int]:
-    """The levels of a mirrored decoder, deepest first, and the channels it ends with. Level i reduces its input
-    to the channels of encoder level i (``reduce(cin, cout)``; identity when they agree), upsamples to that level's
-    size and runs ``body(i, channels) -> (module, channels out)``, kept as ``level.<body_name>``."""
-    levels = nn.ModuleList()
-    channels = info.code_channels
-    skips = info.skip_channels
-    for i in reversed(range(len(skips))):
-        level = nn.Module()
-        level.reduce = reduce(channels, skips[i]) if channels != skips[i] else nn.Identity()
-        level.up = Upsample(upsample, skips[i])
-        module, channels = body(i, skips[i])
-        level.add_module(body_name, module)
-        levels.append(level)
-    return levels, channels
+class LevelDecoder(nn.Module):
+    """A decoder that mirrors the encoder level by level, deepest first (SegNet, U-Net, DeconvNet).
 
+    ``center`` runs on the code first. Level i reduces its input to the channels of encoder level i
+    (``reduce(cin, cout)``; identity when they agree), upsamples to that level's size and runs
+    ``body(i, channels) -> (module, channels out)``, kept as ``level.<body_name>``; with ``concat_skips`` the body
+    sees the encoder's features of that level beside its input (U-Net).
+    """
 
-def run_levels(levels: nn.ModuleList, encoded: EncoderOutput, x: Tensor, body_name: str, concat_skips: bool = False) -> Tensor:
-    """``x`` up through ``decoder_levels``; with ``concat_skips`` each body sees the encoder's features beside it (U-Net)."""
-    for i, level in zip(reversed(range(len(levels))), levels):  # torch types the submodules set on a level as Tensor | Module
-        x = level.up(level.reduce(x), encoded.sizes[i], encoded.indices[i])  # type: ignore[operator]
-        x = getattr(level, body_name)(torch.cat([encoded.skips[i], x], dim=1) if concat_skips else x)
-    return x
+    def __init__(
+        self,
+        info: EncoderInfo,
+        upsample: str,
+        reduce: Callable[[int, int], nn.Module],
+        body: Callable[[int, int], tuple[nn.Module, int]],
+        body_name: str = "convs",
+        concat_skips: bool = False,
+        center: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        self.center = center or nn.Identity()
+        self.body_name, self.concat_skips = body_name, concat_skips
+        self.levels = nn.ModuleList()
+        channels, skips = info.code_channels, info.skip_channels
+        for i in reversed(range(len(skips))):
+            level = nn.Module()
+            level.reduce = reduce(channels, skips[i]) if channels != skips[i] else nn.Identity()
+            level.up = Upsample(upsample, skips[i])
+            module, channels = body(i, skips[i])
+            level.add_module(body_name, module)
+            self.levels.append(level)
+        self.out_channels = channels
+
+    def forward(self, encoded: EncoderOutput) -> Tensor:
+        x = self.center(encoded.code)
+        for i, level in zip(
+            reversed(range(len(self.levels))), self.levels
+        ):  # torch types a level's submodules as Tensor | Module
+            x = level.up(level.reduce(x), encoded.sizes[i], encoded.indices[i])  # type: ignore[operator]
+            x = getattr(level, self.body_name)(torch.cat([encoded.skips[i], x], dim=1) if self.concat_skips else x)
+        return x
 
 
 class SegmentationHead(nn.Module):
@@ -178,19 +218,47 @@ class SuperResolutionHead(nn.Module):
         return base + self.shuffle(self.conv(features))
 
 
+@dataclass(frozen=True)
+class EncoderOptions:
+    """What every encoder-decoder network is built from; each builder (segnet, unet, ...) adds its decoder's own."""
+
+    input_shape: tuple[int, int, int] | list[int] | None = None
+    task: Task = "segment"
+    classes: int = 11
+    scale: int = 2
+    encoder: str = "cae"
+    depth: int = 3
+    width: int = 32
+    convs: int = 2
+    batch_norm: bool = True
+    spec: Any = None
+    encoder_weights: str | None = None
+
+
 class PixelwiseNet(nn.Module):
     """Encoder -> decoder (features at the input size) -> task head."""
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, features: int, task: Task, in_channels: int,
-                 classes: int, scale: int, input_shape: tuple[int, int, int] | None, config: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        features: int,
+        options: EncoderOptions,
+        in_channels: int,
+        config: dict[str, Any],
+    ) -> None:
         super().__init__()
         self.encoder, self.decoder = encoder, decoder
-        self.task, self.scale, self.classes = task, scale if task == "superres" else 1, classes
+        self.task, self.classes = options.task, options.classes
+        self.scale = options.scale if options.task == "superres" else 1
         self.in_channels = in_channels
-        self.config = config
-        self.input_shape = input_shape
-        self.head: nn.Module = (SegmentationHead(features, classes) if task == "segment"
-                                else SuperResolutionHead(features, in_channels, scale))
+        self.config = {"task": options.task, "encoder": options.encoder, "depth": options.depth, "width": options.width, **config}
+        self.input_shape = as_shape(options.input_shape) if options.input_shape else None
+        self.head: nn.Module = (
+            SegmentationHead(features, self.classes)
+            if self.task == "segment"
+            else SuperResolutionHead(features, in_channels, options.scale)
+        )
 
     @property
     def out_channels(self) -> int:
@@ -224,7 +292,9 @@ def check_task(task: str, classes: int, scale: int) -> None:
         raise ConfigError(f"super-resolution needs a scale of at least 2, got {scale}")
 
 
-def network_input(input_shape: tuple[int, int, int] | list[int] | None, task: str, scale: int, depth: int) -> tuple[int, tuple[int, int]]:
+def network_input(
+    input_shape: tuple[int, int, int] | list[int] | None, task: str, scale: int, depth: int
+) -> tuple[int, tuple[int, int]]:
     """Channels and the size the encoder will see (super-resolution models see the low-resolution image)."""
     if input_shape is None:
         return 3, (2 ** (depth + 1),) * 2
@@ -232,26 +302,61 @@ def network_input(input_shape: tuple[int, int, int] | list[int] | None, task: st
     if task == "superres":
         h, w = h // scale, w // scale
     if min(h, w) < 2**depth:
-        raise ConfigError(f"a {h}x{w} {'low-resolution ' if task == 'superres' else ''}input is too small for {depth} "
-                          f"downsamplings; lower depth to {max(1, min(h, w).bit_length() - 1)} or use larger images")
+        raise ConfigError(
+            f"a {h}x{w} {'low-resolution ' if task == 'superres' else ''}input is too small for {depth} "
+            f"downsamplings; lower depth to {max(1, min(h, w).bit_length() - 1)} or use larger images"
+        )
     return c, (h, w)
 
 
-def encoder_decoder(make_decoder: Callable[[EncoderInfo], nn.Module], input_shape: tuple[int, int, int] | None, task: Task,
-                    classes: int, scale: int, encoder: str, depth: int, width: int, convs: int, batch_norm: bool,
-                    keep_skips: bool, upsample: str, spec: Any, encoder_weights: str | None) -> PixelwiseNet:
-    """The build every decoder-with-features network shares: check the task, build the encoder, add
-    ``make_decoder(info)`` (which exposes ``out_channels``) and the task's head."""
-    check_task(task, classes, scale)
-    in_channels, size = network_input(input_shape, task, scale, depth)
-    net, info = build_encoder(encoder, in_channels, size, depth, width, convs, batch_norm, keep_skips, spec, encoder_weights)
-    check_upsample(upsample, info, encoder)
+def pixelwise_encoder(options: EncoderOptions, upsample: str, keep_skips: bool) -> tuple[nn.Module, EncoderInfo, int]:
+    """Check the task, build the encoder and check that ``upsample`` suits it; also returns the input channels."""
+    check_task(options.task, options.classes, options.scale)
+    in_channels, size = network_input(options.input_shape, options.task, options.scale, options.depth)
+    net, info = build_encoder(
+        options.encoder,
+        in_channels,
+        size,
+        options.depth,
+        options.width,
+        options.convs,
+        options.batch_norm,
+        keep_skips,
+        options.spec,
+        options.encoder_weights,
+    )
+    check_upsample(upsample, info, options.encoder)
+    return net, info, in_channels
+
+
+def encoder_decoder(
+    make_decoder: Callable[[EncoderInfo], nn.Module], options: EncoderOptions, upsample: str, keep_skips: bool = False
+) -> PixelwiseNet:
+    """The build every decoder-with-features network shares: the encoder, ``make_decoder(info)`` (which exposes
+    ``out_channels``) and the task's head."""
+    net, info, in_channels = pixelwise_encoder(options, upsample, keep_skips)
     decoder = make_decoder(info)
-    config = {"task": task, "encoder": encoder, "depth": depth, "width": width, "upsample": upsample}
-    return PixelwiseNet(net, decoder, decoder.out_channels, task, in_channels, classes, scale,  # type: ignore[arg-type]
-                        tuple(input_shape) if input_shape else None, config)  # type: ignore[arg-type]
+    features = cast(int, decoder.out_channels)  # every decoder here sets it
+    return PixelwiseNet(net, decoder, features, options, in_channels, {"upsample": upsample})
 
 
-__all__ = ["ENCODERS", "VGG16_BLOCKS", "EncoderInfo", "PixelwiseNet", "SegmentationHead", "SuperResolutionHead", "Task",
-           "Upsample", "build_encoder", "check_task", "check_upsample", "conv3x3", "encoder_decoder", "network_input",
-           "plain_encoder_spec"]
+__all__ = [
+    "ENCODERS",
+    "VGG16_BLOCKS",
+    "EncoderInfo",
+    "EncoderOptions",
+    "LevelDecoder",
+    "PixelwiseNet",
+    "SegmentationHead",
+    "SuperResolutionHead",
+    "Task",
+    "Upsample",
+    "build_encoder",
+    "check_task",
+    "check_upsample",
+    "conv3x3",
+    "encoder_decoder",
+    "network_input",
+    "pixelwise_encoder",
+    "plain_encoder_spec",
+]

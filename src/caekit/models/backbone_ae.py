@@ -32,7 +32,9 @@ class UpsamplingDecoder(nn.Module):
         self.convs = nn.ModuleList()
         for cin, cout in zip(stage_channels[::-1][:-1], stage_channels[::-1][1:]):
             self.ups.append(unpool(upsample, cin, 2, 2))
-            self.convs.append(nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)))
+            self.convs.append(
+                nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+            )
         self.to_image = nn.Sequential(nn.Conv2d(stage_channels[0], out_channels, 3, padding=1), nn.Sigmoid())
 
     def forward(self, encoded: EncoderOutput, size: tuple[int, int]) -> Tensor:
@@ -55,8 +57,9 @@ class BackboneAutoencoder(nn.Module):
     """Backbone encoder -> upsampling decoder. ``encode`` gives flat codes (the whole last feature map, or its
     global average with ``code="pool"``)."""
 
-    def __init__(self, encoder: BackboneEncoder, input_shape: tuple[int, int, int], upsample: str = "nearest",
-                 code: str = "flat") -> None:
+    def __init__(
+        self, encoder: BackboneEncoder, input_shape: tuple[int, int, int], upsample: str = "nearest", code: str = "flat"
+    ) -> None:
         super().__init__()
         if code not in CODES:
             raise ConfigError(f"unknown code '{code}'; choose flat or pool")
@@ -76,9 +79,15 @@ class BackboneAutoencoder(nn.Module):
 
 
 @register_model("backbone_ae")
-def backbone_ae(backbone: str = "resnet18", input_shape: tuple[int, int, int] = (3, 32, 32), depth: int = 3,
-                small_input: bool | None = None, upsample: str = "nearest", code: str = "flat",
-                weights: str | None = None) -> BackboneAutoencoder:
+def backbone_ae(
+    backbone: str = "resnet18",
+    input_shape: tuple[int, int, int] = (3, 32, 32),
+    depth: int = 3,
+    small_input: bool | None = None,
+    upsample: str = "nearest",
+    code: str = "flat",
+    weights: str | None = None,
+) -> BackboneAutoencoder:
     """Autoencoder with a ResNet/VGG encoder (``depth`` stages) and a generic upsampling decoder."""
     small = small_input if small_input is not None else max(input_shape[1:]) <= 64
     encoder = backbone_encoder(backbone, input_shape[0], depth, small, weights)

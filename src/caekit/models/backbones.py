@@ -104,8 +104,9 @@ def _vgg(name: str, in_channels: int, depth: int, weights: str | None) -> Backbo
     return BackboneEncoder(name, [nn.Sequential(*b) for b in blocks], pools, channels)  # type: ignore[arg-type]
 
 
-def backbone_encoder(name: str, in_channels: int = 3, depth: int = 4, small_input: bool = True,
-                     weights: str | None = None) -> BackboneEncoder:
+def backbone_encoder(
+    name: str, in_channels: int = 3, depth: int = 4, small_input: bool = True, weights: str | None = None
+) -> BackboneEncoder:
     """A backbone encoder with ``depth`` stages (depth - 1 downsamplings), e.g. ``backbone_encoder("resnet18", 1)``."""
     if name not in BACKBONES:
         raise ConfigError(f"unknown backbone '{name}'; choose one of: {', '.join(BACKBONES)}")

@@ -42,10 +42,22 @@ class LeNet5(nn.Module):
         super().__init__()
         c, h, _ = input_shape
         self.features = nn.Sequential(
-            nn.Conv2d(c, 6, 5, padding=2 if h < 32 else 0), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, 5), nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(5))
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.ReLU(inplace=True),
-                                        nn.Linear(120, 84), nn.ReLU(inplace=True), nn.Linear(84, num_classes))
+            nn.Conv2d(c, 6, 5, padding=2 if h < 32 else 0),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(5),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(16 * 5 * 5, 120),
+            nn.ReLU(inplace=True),
+            nn.Linear(120, 84),
+            nn.ReLU(inplace=True),
+            nn.Linear(84, num_classes),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.features(x))
@@ -59,10 +71,17 @@ class CifarQuick(nn.Module):
         super().__init__()
         c = input_shape[0]
         self.features = nn.Sequential(
-            nn.Conv2d(c, 32, 5, padding=2), nn.MaxPool2d(3, 2, ceil_mode=True), nn.ReLU(inplace=True),
-            nn.Conv2d(32, 32, 5, padding=2), nn.ReLU(inplace=True), nn.AvgPool2d(3, 2, ceil_mode=True),
-            nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(inplace=True), nn.AvgPool2d(3, 2, ceil_mode=True),
-            nn.AdaptiveAvgPool2d(4))
+            nn.Conv2d(c, 32, 5, padding=2),
+            nn.MaxPool2d(3, 2, ceil_mode=True),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(32, 32, 5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.AvgPool2d(3, 2, ceil_mode=True),
+            nn.Conv2d(32, 64, 5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.AvgPool2d(3, 2, ceil_mode=True),
+            nn.AdaptiveAvgPool2d(4),
+        )
         self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(64 * 4 * 4, 64), nn.Linear(64, num_classes))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -88,8 +107,13 @@ def cifar10_quick(num_classes: int = 10, input_shape: Shape = (3, 32, 32), weigh
 
 
 @register_model("alexnet")
-def alexnet(num_classes: int = 10, input_shape: Shape = (3, 32, 32), hidden: int | None = None, dropout: float = 0.5,
-            weights: str | None = None) -> nn.Module:
+def alexnet(
+    num_classes: int = 10,
+    input_shape: Shape = (3, 32, 32),
+    hidden: int | None = None,
+    dropout: float = 0.5,
+    weights: str | None = None,
+) -> nn.Module:
     """torchvision's AlexNet (5 conv, 3 pools, 3 FC), adapted to small inputs.
 
     Small inputs: a 3x3 stride-1 first conv, pools rounding up, a 2x2 pooled FC input. ``hidden`` is the width of the two FC layers (4096 as published; 1024 by default for small inputs).
@@ -104,14 +128,27 @@ def alexnet(num_classes: int = 10, input_shape: Shape = (3, 32, 32), hidden: int
         net.avgpool = nn.AdaptiveAvgPool2d(2)
     side = 2 if small else 6
     width = hidden or (1024 if small else 4096)
-    net.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(256 * side * side, width), nn.ReLU(inplace=True),
-                                   nn.Dropout(dropout), nn.Linear(width, width), nn.ReLU(inplace=True), nn.Linear(width, num_classes))
+    net.classifier = nn.Sequential(
+        nn.Dropout(dropout),
+        nn.Linear(256 * side * side, width),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(width, width),
+        nn.ReLU(inplace=True),
+        nn.Linear(width, num_classes),
+    )
     return _with_weights(net, weights)
 
 
 @register_model("vgg16")
-def vgg16(num_classes: int = 10, input_shape: Shape = (3, 32, 32), hidden: int | None = None, dropout: float = 0.5,
-          batch_norm: bool = True, weights: str | None = None) -> nn.Module:
+def vgg16(
+    num_classes: int = 10,
+    input_shape: Shape = (3, 32, 32),
+    hidden: int | None = None,
+    dropout: float = 0.5,
+    batch_norm: bool = True,
+    weights: str | None = None,
+) -> nn.Module:
     """torchvision's VGG16 (13 conv, 5 pools, 3 FC; batch norm by default), adapted to small inputs.
 
     Small inputs: pools round up (28 -> 1x1 as 32 does) and the FC layers read the 1x1x512 map (width ``hidden``,
@@ -129,8 +166,15 @@ def vgg16(num_classes: int = 10, input_shape: Shape = (3, 32, 32), hidden: int |
         net.avgpool = nn.AdaptiveAvgPool2d(1)
         side = 1
     width = hidden or (512 if small else 4096)
-    net.classifier = nn.Sequential(nn.Linear(512 * side * side, width), nn.ReLU(inplace=True), nn.Dropout(dropout),
-                                   nn.Linear(width, width), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(width, num_classes))
+    net.classifier = nn.Sequential(
+        nn.Linear(512 * side * side, width),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(width, width),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(width, num_classes),
+    )
     return _with_weights(net, weights)
 
 
@@ -142,8 +186,9 @@ def resnet18(num_classes: int = 10, input_shape: Shape = (3, 32, 32), weights: s
 
 
 @register_model("googlenet")
-def googlenet(num_classes: int = 10, input_shape: Shape = (3, 32, 32), dropout: float = 0.2,
-              weights: str | None = None) -> nn.Module:
+def googlenet(
+    num_classes: int = 10, input_shape: Shape = (3, 32, 32), dropout: float = 0.2, weights: str | None = None
+) -> nn.Module:
     """torchvision's GoogLeNet (Inception v1, no auxiliary heads), adapted to small inputs.
 
     Small inputs: a 3x3 stride-1 first conv, so the nine inception blocks run at 8x8, 4x4 and 2x2 on 32x32 images.
@@ -151,8 +196,9 @@ def googlenet(num_classes: int = 10, input_shape: Shape = (3, 32, 32), dropout: 
     from torchvision.models.googlenet import BasicConv2d
 
     c = input_shape[0]
-    net = tvm.googlenet(weights=None, num_classes=num_classes, aux_logits=False, init_weights=True, transform_input=False,
-                        dropout=dropout)
+    net = tvm.googlenet(
+        weights=None, num_classes=num_classes, aux_logits=False, init_weights=True, transform_input=False, dropout=dropout
+    )
     if _is_small(tuple(input_shape)):
         net.conv1 = BasicConv2d(c, 64, kernel_size=3, stride=1, padding=1)
     elif c != 3:

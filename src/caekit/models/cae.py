@@ -162,17 +162,25 @@ def _resolve_spec(spec: AutoencoderSpec | dict[str, Any] | str | None, preset: s
 
 
 @register_model("cae")
-def cae(spec: AutoencoderSpec | dict[str, Any] | str | None = None, input_shape: tuple[int, int, int] | None = None,
-        upsample: str | None = None, bottleneck: dict[str, Any] | None = None,
-        output_activation: str | None = None) -> ConvAutoencoder:
+def cae(
+    spec: AutoencoderSpec | dict[str, Any] | str | None = None,
+    input_shape: tuple[int, int, int] | None = None,
+    upsample: str | None = None,
+    bottleneck: dict[str, Any] | None = None,
+    output_activation: str | None = None,
+) -> ConvAutoencoder:
     """A CAE from a spec (object, mapping, preset name or file); the keyword arguments override its fields."""
-    return ConvAutoencoder(_resolve_spec(spec, None, input_shape=input_shape, upsample=upsample, bottleneck=bottleneck,
-                                         output_activation=output_activation))
+    return ConvAutoencoder(
+        _resolve_spec(
+            spec, None, input_shape=input_shape, upsample=upsample, bottleneck=bottleneck, output_activation=output_activation
+        )
+    )
 
 
 def _preset_builder(preset: str):
-    def build(input_shape: tuple[int, int, int] | None = None, upsample: str | None = None,
-              bottleneck: dict[str, Any] | None = None) -> ConvAutoencoder:
+    def build(
+        input_shape: tuple[int, int, int] | None = None, upsample: str | None = None, bottleneck: dict[str, Any] | None = None
+    ) -> ConvAutoencoder:
         return ConvAutoencoder(_resolve_spec(None, preset, input_shape=input_shape, upsample=upsample, bottleneck=bottleneck))
 
     build.__doc__ = preset_summary(preset)
@@ -183,4 +191,3 @@ for _name in PRESETS:
     register_model(_name)(_preset_builder(_name))
 
 __all__ = ["ConvAutoencoder", "ConvDecoder", "ConvEncoder", "EncoderOutput", "FCBottleneck", "cae"]
-

@@ -8,7 +8,6 @@ trains; the ``classify`` objective can give the encoder a lower learning rate).
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any, cast
 
@@ -28,8 +27,17 @@ Shape = tuple[int, int, int]
 class EncoderClassifier(nn.Module):
     """``autoencoder.encode(x)`` -> head -> logits. A frozen encoder has no trainable parameters and stays in eval mode."""
 
-    def __init__(self, autoencoder: nn.Module, num_classes: int, input_shape: Shape, mode: str = "finetune",
-                 head: str | None = None, hidden: int = 256, dropout: float = 0.5, code_norm: bool = True) -> None:
+    def __init__(
+        self,
+        autoencoder: nn.Module,
+        num_classes: int,
+        input_shape: Shape,
+        mode: str = "finetune",
+        head: str | None = None,
+        hidden: int = 256,
+        dropout: float = 0.5,
+        code_norm: bool = True,
+    ) -> None:
         super().__init__()
         if mode not in MODES:
             raise ConfigError(f"unknown classifier mode '{mode}'; choose one of: {', '.join(MODES)}")
@@ -54,8 +62,12 @@ class EncoderClassifier(nn.Module):
         if head == "linear":
             layers: list[nn.Module] = [nn.Linear(self.code_size, num_classes)]
         else:
-            layers = [nn.Linear(self.code_size, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
-                      nn.Linear(hidden, num_classes)]
+            layers = [
+                nn.Linear(self.code_size, hidden),
+                nn.ReLU(inplace=True),
+                nn.Dropout(dropout),
+                nn.Linear(hidden, num_classes),
+            ]
         self.head: nn.Module = nn.Sequential(*norm, *layers)
         self.frozen = mode in ("linear", "mlp")
         if self.frozen:
@@ -80,8 +92,10 @@ class EncoderClassifier(nn.Module):
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters by group, so the encoder can get its own learning rate."""
-        groups = {"encoder": [p for p in self.encoder.parameters() if p.requires_grad],
-                  "head": [p for p in self.head.parameters() if p.requires_grad]}
+        groups = {
+            "encoder": [p for p in self.encoder.parameters() if p.requires_grad],
+            "head": [p for p in self.head.parameters() if p.requires_grad],
+        }
         return {k: v for k, v in groups.items() if v}
 
 
@@ -101,8 +115,9 @@ def _model_spec(autoencoder: str | dict[str, Any]) -> tuple[str, dict[str, Any]]
     return autoencoder["name"], dict(autoencoder.get("args") or {})
 
 
-def build_autoencoder(autoencoder: str | dict[str, Any] = "cae28", pretrained: str | Path | None = None,
-                      input_shape: Shape | None = None) -> tuple[nn.Module, Shape]:
+def build_autoencoder(
+    autoencoder: str | dict[str, Any] = "cae28", pretrained: str | Path | None = None, input_shape: Shape | None = None
+) -> tuple[nn.Module, Shape]:
     """The autoencoder a classifier starts from: trained (``pretrained`` run folder or checkpoint) or freshly initialised."""
     shape: Shape | None
     if pretrained is not None:
@@ -111,11 +126,13 @@ def build_autoencoder(autoencoder: str | dict[str, Any] = "cae28", pretrained: s
         model, meta = load_trained(pretrained)
         shape = cast(Shape, tuple(meta["image_shape"]))
         if input_shape is not None and tuple(input_shape) != shape:
-            raise ConfigError(f"the pretrained autoencoder takes {'x'.join(map(str, shape))} images, the data are "
-                              f"{'x'.join(map(str, input_shape))}; set data.image_size/channels to match")
+            raise ConfigError(
+                f"the pretrained autoencoder takes {'x'.join(map(str, shape))} images, the data are "
+                f"{'x'.join(map(str, input_shape))}; set data.image_size/channels to match"
+            )
         return model.train(), shape
     name, args = _model_spec(autoencoder)
-    if input_shape is not None and "input_shape" in inspect.signature(MODELS.get(name)).parameters:
+    if input_shape is not None and "input_shape" in MODELS.parameters(name):
         args.setdefault("input_shape", list(input_shape))
     model = create_model(name, **args)
     shape = input_shape or getattr(model, "input_shape", None)
@@ -125,9 +142,17 @@ def build_autoencoder(autoencoder: str | dict[str, Any] = "cae28", pretrained: s
 
 
 @register_model("encoder_classifier")
-def encoder_classifier(autoencoder: str | dict[str, Any] = "cae28", pretrained: str | None = None, num_classes: int = 10,
-                       mode: str = "finetune", head: str | None = None, hidden: int = 256, dropout: float = 0.5,
-                       code_norm: bool = True, input_shape: Shape | None = None) -> EncoderClassifier:
+def encoder_classifier(
+    autoencoder: str | dict[str, Any] = "cae28",
+    pretrained: str | None = None,
+    num_classes: int = 10,
+    mode: str = "finetune",
+    head: str | None = None,
+    hidden: int = 256,
+    dropout: float = 0.5,
+    code_norm: bool = True,
+    input_shape: Shape | None = None,
+) -> EncoderClassifier:
     """Encoder + FC head (modes: linear probe, frozen MLP, finetune) on a trained or fresh autoencoder."""
     model, shape = build_autoencoder(autoencoder, pretrained, input_shape)
     return EncoderClassifier(model, num_classes, shape, mode, head, hidden, dropout, code_norm)

@@ -12,17 +12,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from caekit.errors import ConfigError
-from caekit.models._pixelwise import (
-    EncoderInfo,
-    PixelwiseNet,
-    SuperResolutionHead,
-    Task,
-    Upsample,
-    build_encoder,
-    check_task,
-    check_upsample,
-    network_input,
-)
+from caekit.models._pixelwise import EncoderInfo, EncoderOptions, PixelwiseNet, SuperResolutionHead, Upsample, pixelwise_encoder
 from caekit.models.cae import EncoderOutput
 from caekit.models.registry import register_model
 
@@ -34,8 +24,9 @@ class FCNDecoder(nn.Module):
         super().__init__()
         self.score = nn.Conv2d(info.code_channels, scores, 1)
         levels = len(info.skip_channels)
-        self.skip_scores = nn.ModuleDict({str(i): nn.Conv2d(info.skip_channels[i], scores, 1)
-                                          for i in range(levels - skips, levels)})
+        self.skip_scores = nn.ModuleDict(
+            {str(i): nn.Conv2d(info.skip_channels[i], scores, 1) for i in range(levels - skips, levels)}
+        )
         self.ups = nn.ModuleList([Upsample(upsample, scores) for _ in range(levels)])
 
     def forward(self, encoded: EncoderOutput) -> Tensor:
@@ -52,24 +43,22 @@ class _PassThrough(nn.Module):
         return features
 
 
-@register_model("fcn")
-def fcn(input_shape: tuple[int, int, int] | None = None, task: Task = "segment", classes: int = 11, scale: int = 2,
-        encoder: str = "cae", depth: int = 3, width: int = 32, convs: int = 2, batch_norm: bool = True,
-        upsample: str = "bilinear", skips: int = 0, spec: Any = None, encoder_weights: str | None = None) -> PixelwiseNet:
+@register_model("fcn", options=EncoderOptions)
+def fcn(upsample: str = "bilinear", skips: int = 0, **options: Any) -> PixelwiseNet:
     """FCN baseline: 1x1 class scores on the code, upsampled to the input (skips=0: FCN-32s style; 2: FCN-8s style)."""
-    check_task(task, classes, scale)
+    shared = EncoderOptions(**options)
     if upsample == "max":
-        raise ConfigError("the FCN upsamples class scores, which have no max-pool switches; use bilinear, nearest, "
-                          "bicubic, fixed, average or transposed")
-    in_channels, size = network_input(input_shape, task, scale, depth)
-    net, info = build_encoder(encoder, in_channels, size, depth, width, convs, batch_norm, True, spec, encoder_weights)
-    check_upsample(upsample, info, encoder)
+        raise ConfigError(
+            "the FCN upsamples class scores, which have no max-pool switches; use bilinear, nearest, "
+            "bicubic, fixed, average or transposed"
+        )
+    net, info, in_channels = pixelwise_encoder(shared, upsample, keep_skips=True)
     if not 0 <= skips <= len(info.skip_channels):
         raise ConfigError(f"skips must lie between 0 and {len(info.skip_channels)} (the encoder's downsamplings), got {skips}")
-    scores = classes if task == "segment" else in_channels * scale * scale
-    config = {"task": task, "encoder": encoder, "depth": depth, "width": width, "upsample": upsample, "skips": skips}
-    model = PixelwiseNet(net, FCNDecoder(info, scores, upsample, skips), scores, task, in_channels, classes, scale,
-                         tuple(input_shape) if input_shape else None, config)  # type: ignore[arg-type]
+    task, scale = shared.task, shared.scale
+    scores = shared.classes if task == "segment" else in_channels * scale * scale
+    decoder = FCNDecoder(info, scores, upsample, skips)
+    model = PixelwiseNet(net, decoder, scores, shared, in_channels, {"upsample": upsample, "skips": skips})
     if task == "segment":
         model.head = _PassThrough()  # the decoder's upsampled scores are the logits
     else:

@@ -22,6 +22,7 @@ adversarial training.
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +32,7 @@ from torch.nn.utils import parametrize
 from caekit.errors import ConfigError
 from caekit.layers import ConvTranspose2d
 from caekit.models.registry import register_model
+from caekit.spec import as_shape
 
 
 def _base_size(size: int, max_base: int = 7) -> tuple[int, int]:
@@ -38,7 +40,7 @@ def _base_size(size: int, max_base: int = 7) -> tuple[int, int]:
     steps = 0
     while size > max_base:
         if size % 2:
-            raise ConfigError(f"image size {size * 2 ** steps} cannot be halved down to 7 or less; use e.g. 28, 32 or 64")
+            raise ConfigError(f"image size {size * 2**steps} cannot be halved down to 7 or less; use e.g. 28, 32 or 64")
         size, steps = size // 2, steps + 1
     return size, steps
 
@@ -48,8 +50,13 @@ def dcgan_init(module: nn.Module) -> None:
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         spectral = parametrize.is_parametrized(module, "weight")
         # torch types a module's attributes (here the parametrization's ModuleDict) as Tensor | Module
-        nn.init.normal_(module.parametrizations.weight.original  # type: ignore[union-attr, arg-type]
-                        if spectral else module.weight, 0.0, 0.02)
+        nn.init.normal_(
+            module.parametrizations.weight.original  # type: ignore[union-attr, arg-type]
+            if spectral
+            else module.weight,
+            0.0,
+            0.02,
+        )
         if module.bias is not None:
             nn.init.zeros_(module.bias)
     elif isinstance(module, nn.BatchNorm2d) and module.affine:
@@ -76,8 +83,16 @@ G_CONDITIONINGS = ("embedding", "batchnorm")
 
 
 class Generator(nn.Module):
-    def __init__(self, out_channels: int, size: int, latent_dim: int = 64, width: int = 64, num_classes: int = 0,
-                 extra_layers: int = 0, conditioning: str = "batchnorm") -> None:
+    def __init__(
+        self,
+        out_channels: int,
+        size: int,
+        latent_dim: int = 64,
+        width: int = 64,
+        num_classes: int = 0,
+        extra_layers: int = 0,
+        conditioning: str = "batchnorm",
+    ) -> None:
         super().__init__()
         if conditioning not in G_CONDITIONINGS:
             raise ConfigError(f"unknown generator conditioning '{conditioning}'; choose one of {', '.join(G_CONDITIONINGS)}")
@@ -90,8 +105,11 @@ class Generator(nn.Module):
             return ConditionalBatchNorm2d(channels, num_classes) if num_classes and not embed else nn.BatchNorm2d(channels)
 
         c = width * 2 ** max(steps - 1, 0)
-        layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim * (2 if embed else 1), c, base, 1, 0, bias=False),
-                                   norm(c), nn.ReLU(True)]
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(latent_dim * (2 if embed else 1), c, base, 1, 0, bias=False),
+            norm(c),
+            nn.ReLU(True),
+        ]
         for _ in range(extra_layers):
             layers += [nn.Conv2d(c, c, 3, 1, 1, bias=False), norm(c), nn.ReLU(True)]
         for _ in range(steps - 1):
@@ -132,8 +150,17 @@ D_CONDITIONINGS = ("concat", "projection")
 
 
 class Discriminator(nn.Module):
-    def __init__(self, in_channels: int, size: int, width: int = 64, num_classes: int = 0, norm: str = "batch",
-                 extra_layers: int = 0, conditioning: str = "concat", minibatch_std: bool = False) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        size: int,
+        width: int = 64,
+        num_classes: int = 0,
+        norm: str = "batch",
+        extra_layers: int = 0,
+        conditioning: str = "concat",
+        minibatch_std: bool = False,
+    ) -> None:
         super().__init__()
         if norm not in D_NORMS:
             raise ConfigError(f"unknown discriminator norm '{norm}'; choose one of {', '.join(D_NORMS)}")
@@ -185,9 +212,19 @@ class Discriminator(nn.Module):
 class DCGAN(nn.Module):
     """A generator and a discriminator; ``forward(z)`` and ``sample(n)`` give images in [0, 1]."""
 
-    def __init__(self, input_shape: tuple[int, int, int], latent_dim: int = 64, width: int = 64, num_classes: int = 0,
-                 ema_decay: float = 0.0, d_norm: str = "batch", extra_layers: int = 0,
-                 d_conditioning: str = "concat", d_minibatch_std: bool = False, g_conditioning: str = "batchnorm") -> None:
+    def __init__(
+        self,
+        input_shape: tuple[int, int, int],
+        latent_dim: int = 64,
+        width: int = 64,
+        num_classes: int = 0,
+        ema_decay: float = 0.0,
+        d_norm: str = "batch",
+        extra_layers: int = 0,
+        d_conditioning: str = "concat",
+        d_minibatch_std: bool = False,
+        g_conditioning: str = "batchnorm",
+    ) -> None:
         super().__init__()
         c, h, w = input_shape
         if h != w:
@@ -218,7 +255,9 @@ class DCGAN(nn.Module):
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         device = next(self.parameters()).device
-        return torch.randn(n, self.latent_dim, generator=generator, device="cpu" if generator is None else generator.device).to(device)
+        return torch.randn(n, self.latent_dim, generator=generator, device="cpu" if generator is None else generator.device).to(
+            device
+        )
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """Images in [0, 1] from the averaged generator when there is one."""
@@ -238,19 +277,14 @@ class DCGAN(nn.Module):
         return images
 
 
-@register_model("dcgan")
-def dcgan(input_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 64, width: int = 64, ema_decay: float = 0.0,
-          d_norm: str = "batch", extra_layers: int = 0, d_minibatch_std: bool = False) -> DCGAN:
+@register_model("dcgan", options=DCGAN)
+def dcgan(input_shape: tuple[int, int, int] | list[int] = (1, 28, 28), **options: Any) -> DCGAN:
     """DCGAN: transposed-conv/BN/ReLU/tanh generator, strided-conv/LeakyReLU discriminator."""
-    return DCGAN(tuple(input_shape), latent_dim, width, ema_decay=ema_decay, d_norm=d_norm,  # type: ignore[arg-type]
-                 extra_layers=extra_layers, d_minibatch_std=d_minibatch_std)
+    return DCGAN(as_shape(input_shape), **options)
 
 
-@register_model("cdcgan")
-def cdcgan(input_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 64, width: int = 64, num_classes: int = 10,
-           ema_decay: float = 0.0, d_norm: str = "batch", extra_layers: int = 0, d_conditioning: str = "concat",
-           d_minibatch_std: bool = False, g_conditioning: str = "batchnorm") -> DCGAN:
+@register_model("cdcgan", options=DCGAN)
+def cdcgan(input_shape: tuple[int, int, int] | list[int] = (1, 28, 28), num_classes: int = 10, **options: Any) -> DCGAN:
     """Class-conditional DCGAN: in G a label embedding beside z, or class-conditional batch norm; in D one-hot label
     planes beside the image, or a projection."""
-    return DCGAN(tuple(input_shape), latent_dim, width, num_classes, ema_decay, d_norm, extra_layers,  # type: ignore[arg-type]
-                 d_conditioning, d_minibatch_std, g_conditioning)
+    return DCGAN(as_shape(input_shape), num_classes=num_classes, **options)

@@ -20,9 +20,12 @@ from caekit.layers import ConvTranspose2d, activation
 from caekit.models.cae import EncoderOutput
 from caekit.models.registry import register_model
 from caekit.models.weights import load_weights
+from caekit.spec import as_shape
 
 
-def _stage_modules(kind: str, in_shape: tuple[int, ...], stage: dict[str, Any], out_activation: str) -> tuple[nn.Module, nn.Module, tuple[int, ...]]:
+def _stage_modules(
+    kind: str, in_shape: tuple[int, ...], stage: dict[str, Any], out_activation: str
+) -> tuple[nn.Module, nn.Module, tuple[int, ...]]:
     """Encoder, decoder and code shape of one stage."""
     act = stage.get("activation", "sigmoid" if kind == "fc" else "relu")
     if kind == "fc":
@@ -73,8 +76,13 @@ class StackedEncoder(nn.Module):
 class StackedAutoencoder(nn.Module):
     """Encoders ``enc_1 .. enc_n`` and decoders ``dec_1 .. dec_n``; ``train_stage`` selects greedy training."""
 
-    def __init__(self, input_shape: tuple[int, int, int], stages: list[dict[str, Any]], train_stage: int | None = None,
-                 output_activation: str = "sigmoid") -> None:
+    def __init__(
+        self,
+        input_shape: tuple[int, int, int],
+        stages: list[dict[str, Any]],
+        train_stage: int | None = None,
+        output_activation: str = "sigmoid",
+    ) -> None:
         super().__init__()
         if not stages:
             raise ConfigError("a stacked autoencoder needs at least one stage")
@@ -86,7 +94,11 @@ class StackedAutoencoder(nn.Module):
         encoders, decoders, shapes = nn.ModuleList(), nn.ModuleList(), [self.input_shape]
         for i, stage in enumerate(stages):
             # each decoder ends in the activation that produced its target: the image's, or the previous code's
-            out_act = output_activation if i == 0 else stages[i - 1].get("activation", "sigmoid" if stages[i - 1].get("type", "fc") == "fc" else "relu")
+            out_act = (
+                output_activation
+                if i == 0
+                else stages[i - 1].get("activation", "sigmoid" if stages[i - 1].get("type", "fc") == "fc" else "relu")
+            )
             enc, dec, shape = _stage_modules(stage.get("type", "fc"), shapes[-1], stage, out_act)
             encoders.append(enc)
             decoders.append(dec)
@@ -140,11 +152,16 @@ class StackedAutoencoder(nn.Module):
 
 
 @register_model("stacked")
-def stacked(input_shape: tuple[int, int, int] = (1, 28, 28), stages: list[dict[str, Any]] | None = None,
-            train_stage: int | None = None, init: str | None = None, output_activation: str = "sigmoid") -> StackedAutoencoder:
+def stacked(
+    input_shape: tuple[int, int, int] = (1, 28, 28),
+    stages: list[dict[str, Any]] | None = None,
+    train_stage: int | None = None,
+    init: str | None = None,
+    output_activation: str = "sigmoid",
+) -> StackedAutoencoder:
     """Greedy layer-wise stacked autoencoder (fc/conv stages); train_stage k trains stage k on frozen codes."""
-    model = StackedAutoencoder(tuple(input_shape), stages or [{"type": "fc", "units": 256}, {"type": "fc", "units": 64}],  # type: ignore[arg-type]
-                               train_stage, output_activation)
+    default = [{"type": "fc", "units": 256}, {"type": "fc", "units": 64}]
+    model = StackedAutoencoder(as_shape(input_shape), stages or default, train_stage, output_activation)
     if init:  # the greedy hand-over: a run folder or checkpoint of this very architecture
         load_weights(model, init, "exact")
     return model

@@ -26,8 +26,9 @@ def down_sizes(size: int, steps: int) -> list[int]:
     sizes = [size]
     for _ in range(steps):
         if sizes[-1] % 2:
-            raise ConfigError(f"image size {size} cannot be halved {steps} times; use a size divisible by {2 ** steps} "
-                              "or fewer channel stages")
+            raise ConfigError(
+                f"image size {size} cannot be halved {steps} times; use a size divisible by {2**steps} or fewer channel stages"
+            )
         sizes.append(sizes[-1] // 2)
     return sizes
 
@@ -65,8 +66,14 @@ class VAEEncoder(nn.Module):
 class VAEDecoder(nn.Module):
     """z (+ one-hot label) -> fc -> transposed convs -> per-pixel logits or means (unbounded)."""
 
-    def __init__(self, out_channels: int, feature_shape: tuple[int, int, int], channels: tuple[int, ...], latent_dim: int,
-                 num_classes: int = 0) -> None:
+    def __init__(
+        self,
+        out_channels: int,
+        feature_shape: tuple[int, int, int],
+        channels: tuple[int, ...],
+        latent_dim: int,
+        num_classes: int = 0,
+    ) -> None:
         super().__init__()
         self.feature_shape = feature_shape
         self.num_classes = num_classes
@@ -88,8 +95,14 @@ class VAEDecoder(nn.Module):
 
 
 class ConvVAE(nn.Module):
-    def __init__(self, input_shape: tuple[int, int, int], latent_dim: int = 16, channels: tuple[int, ...] = (32, 64),
-                 likelihood: str = "bernoulli", num_classes: int = 0) -> None:
+    def __init__(
+        self,
+        input_shape: tuple[int, int, int],
+        latent_dim: int = 16,
+        channels: tuple[int, ...] = (32, 64),
+        likelihood: str = "bernoulli",
+        num_classes: int = 0,
+    ) -> None:
         super().__init__()
         if likelihood not in LIKELIHOODS:
             raise ConfigError(f"unknown likelihood '{likelihood}'; choose one of: {', '.join(LIKELIHOODS)}")
@@ -142,7 +155,9 @@ class ConvVAE(nn.Module):
     def sample(self, n: int, labels: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
         """n images from the prior (labels: one class per image for a conditional VAE)."""
         device = self.log_sigma2.device
-        z = torch.randn(n, self.latent_dim, generator=generator, device=device if generator is None else generator.device).to(device)
+        z = torch.randn(n, self.latent_dim, generator=generator, device=device if generator is None else generator.device).to(
+            device
+        )
         if self.num_classes and labels is None:
             labels = torch.arange(n, device=device) % self.num_classes
         return self.decode(z, labels)
@@ -159,14 +174,23 @@ def kl_standard_normal(mean: Tensor, logvar: Tensor) -> Tensor:
 
 
 @register_model("vae")
-def vae(input_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 16, channels: tuple[int, ...] = (32, 64),
-        likelihood: str = "bernoulli") -> ConvVAE:
+def vae(
+    input_shape: tuple[int, int, int] = (1, 28, 28),
+    latent_dim: int = 16,
+    channels: tuple[int, ...] = (32, 64),
+    likelihood: str = "bernoulli",
+) -> ConvVAE:
     """Convolutional VAE: strided-conv encoder to mean/log-variance, transposed-conv decoder."""
     return ConvVAE(tuple(input_shape), latent_dim, tuple(channels), likelihood)  # type: ignore[arg-type]
 
 
 @register_model("cvae")
-def cvae(input_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 16, channels: tuple[int, ...] = (32, 64),
-         likelihood: str = "bernoulli", num_classes: int = 10) -> ConvVAE:
+def cvae(
+    input_shape: tuple[int, int, int] = (1, 28, 28),
+    latent_dim: int = 16,
+    channels: tuple[int, ...] = (32, 64),
+    likelihood: str = "bernoulli",
+    num_classes: int = 10,
+) -> ConvVAE:
     """Class-conditional convolutional VAE (label one-hot into encoder and decoder), for augmentation."""
     return ConvVAE(tuple(input_shape), latent_dim, tuple(channels), likelihood, num_classes)  # type: ignore[arg-type]

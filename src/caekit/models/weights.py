@@ -27,7 +27,9 @@ def load_trained(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         raise CheckpointError(f"'{where}' is not a caekit model checkpoint")
     name, args, shape = meta["model"].get("name"), meta["model"].get("args"), meta.get("image_shape")
     if not isinstance(name, str) or not isinstance(args, dict):
-        raise CheckpointError(f"'{where}': its metadata does not say which model it holds (model.name, model.args); the file is damaged")
+        raise CheckpointError(
+            f"'{where}': its metadata does not say which model it holds (model.name, model.args); the file is damaged"
+        )
     if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and 0 < v <= 4096 for v in shape)):
         raise CheckpointError(f"'{where}': its image_shape {shape!r} is not [channels, height, width]; the file is damaged")
     model = create_checked(name, args, f"'{where}'")
@@ -42,15 +44,19 @@ def create_checked(name: str, args: dict[str, Any], source: str) -> nn.Module:
         with torch.device("meta"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # weights a builder loads into the shell: a no-op, said by torch, not news
             shell = create_model(name, **args)
-        size = sum(p.numel() * p.element_size() for p in shell.parameters()) + sum(b.numel() * b.element_size() for b in shell.buffers())
+        size = sum(p.numel() * p.element_size() for p in shell.parameters()) + sum(
+            b.numel() * b.element_size() for b in shell.buffers()
+        )
     except CaekitError:
         raise
     except Exception:
         size = 0
     limit = physical_memory() // 2
     if size > limit:
-        raise CheckpointError(f"{source}: model '{name}' would need {size / 2**30:,.1f} GB for its parameters, more than half of "
-                              f"this machine's {physical_memory() / 2**30:,.0f} GB")
+        raise CheckpointError(
+            f"{source}: model '{name}' would need {size / 2**30:,.1f} GB for its parameters, more than half of "
+            f"this machine's {physical_memory() / 2**30:,.0f} GB"
+        )
     return create_model(name, **args)
 
 
@@ -83,8 +89,10 @@ def load_weights(model: nn.Module, source: str | Path, policy: Policy = "exact")
             raise CheckpointError(f"no tensor in '{source}' fits {type(model).__name__}")
         skipped = sorted(set(own) - set(fitting))
         if skipped:
-            warnings.warn(f"{len(skipped)} tensors not taken from '{Path(source).name}' (adapted or missing): "
-                          f"{', '.join(skipped[:4])}", stacklevel=2)
+            warnings.warn(
+                f"{len(skipped)} tensors not taken from '{Path(source).name}' (adapted or missing): {', '.join(skipped[:4])}",
+                stacklevel=2,
+            )
         model.load_state_dict(fitting, strict=False)
         return model
     found = mismatch(own, state, unexpected_too=policy == "exact")

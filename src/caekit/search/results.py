@@ -59,8 +59,16 @@ def results_table(trials: list[Trial], keys: list[str], metric: str) -> str:
     header = ["rank", "trial", *keys, metric, "status", "epochs", "seconds", "run"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for rank, t in enumerate(trials, 1):
-        cells = [str(rank) if t.value is not None else "-", str(t.number), *(_format(t.params.get(k, "")) for k in keys),
-                 _format(t.value) if t.value is not None else "n/a", t.status, str(t.epochs), f"{t.seconds:.0f}", Path(t.run).name]
+        cells = [
+            str(rank) if t.value is not None else "-",
+            str(t.number),
+            *(_format(t.params.get(k, "")) for k in keys),
+            _format(t.value) if t.value is not None else "n/a",
+            t.status,
+            str(t.epochs),
+            f"{t.seconds:.0f}",
+            Path(t.run).name,
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -69,14 +77,28 @@ def write_results(folder: Path, trials: list[Trial], search: SearchConfig, mode:
     trials = sort_trials(trials, mode)
     keys = list(search.space)
     table = folder / "results.md"
-    atomic_write_text(table, f"# {folder.name}: {search.method} search, {len(trials)} trials, "
-                             f"sorted by {search.metric} ({mode})\n\n" + results_table(trials, keys, search.metric))
+    atomic_write_text(
+        table,
+        f"# {folder.name}: {search.method} search, {len(trials)} trials, "
+        f"sorted by {search.metric} ({mode})\n\n" + results_table(trials, keys, search.metric),
+    )
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["rank", "trial", *keys, search.metric, "status", "epochs", "seconds", "run", "error"])
     for rank, t in enumerate(trials, 1):
-        writer.writerow([rank if t.value is not None else "", t.number, *(t.params.get(k, "") for k in keys),
-                         "" if t.value is None else t.value, t.status, t.epochs, round(t.seconds, 2), t.run, t.error])
+        writer.writerow(
+            [
+                rank if t.value is not None else "",
+                t.number,
+                *(t.params.get(k, "") for k in keys),
+                "" if t.value is None else t.value,
+                t.status,
+                t.epochs,
+                round(t.seconds, 2),
+                t.run,
+                t.error,
+            ]
+        )
     csv_path = folder / "results.csv"
     atomic_write_text(csv_path, buffer.getvalue())
     plot = plot_search(trials, search.space, search.metric, mode, folder / "search.png")

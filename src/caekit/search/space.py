@@ -102,8 +102,9 @@ def load_search(path: str | Path) -> tuple[SearchConfig, RunConfig]:
     return parse_search(read_mapping(path, "search file", "base:, space:, method: ..."), path.parent, str(path))
 
 
-def parse_search(data: dict[str, Any], here: Path = Path("."), source: str = "search",
-                 base_overrides: dict[str, Any] | list[str] | None = None) -> tuple[SearchConfig, RunConfig]:
+def parse_search(
+    data: dict[str, Any], here: Path = Path("."), source: str = "search", base_overrides: dict[str, Any] | list[str] | None = None
+) -> tuple[SearchConfig, RunConfig]:
     """Validate a search mapping; ``base_overrides`` (dotted fields) change its base run config, e.g. data.root."""
     space = data.get("space") or {}
     if isinstance(space, dict):
@@ -124,7 +125,7 @@ def parse_search(data: dict[str, Any], here: Path = Path("."), source: str = "se
         base = with_overrides(base, base_overrides)
     # Every field must exist and take its values: one bad name fails now, not after hours of trials.
     for key, param in search.space.items():
-        for value in (param.grid() if param.values is not None else [param.cast(param.low), param.cast(param.high)]):  # type: ignore[arg-type]
+        for value in param.grid() if param.values is not None else [param.cast(param.low), param.cast(param.high)]:  # type: ignore[arg-type]
             try:
                 _check_point(with_overrides(base, {key: value}))
             except CaekitError as exc:
@@ -158,4 +159,3 @@ def grid_points(space: dict[str, Param]) -> list[dict[str, Any]]:
 def random_points(space: dict[str, Param], n: int, seed: int) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
     return [{key: param.sample(rng) for key, param in space.items()} for _ in range(n)]
-

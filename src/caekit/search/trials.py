@@ -52,7 +52,7 @@ def trial_value(run: str | Path, metric: str, mode: str) -> tuple[float | None, 
     folder = RunFolder(run)
     rows = folder.read_metrics()
     if metric.startswith("test_"):
-        value = folder.read_json("results.json").get("test", {}).get(metric[len("test_"):])
+        value = folder.read_json("results.json").get("test", {}).get(metric[len("test_") :])
         return (float(value) if value is not None else None), len(rows)
     values = [row[metric] for row in rows if metric in row and math.isfinite(row[metric])]
     if not values:
@@ -64,8 +64,16 @@ def _trial_overrides(folder: Path, number: int, params: dict[str, Any]) -> dict[
     return {**params, "name": f"trial-{number:03d}", "runs_dir": str(folder), "train.progress": False}
 
 
-def run_trial(base: dict[str, Any], folder: str, number: int, params: dict[str, Any], metric: str, mode: str,
-              threads: int | None = None, on_epoch_end: Callable[[int, dict[str, float]], None] | None = None) -> Trial:
+def run_trial(
+    base: dict[str, Any],
+    folder: str,
+    number: int,
+    params: dict[str, Any],
+    metric: str,
+    mode: str,
+    threads: int | None = None,
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+) -> Trial:
     """Train one trial into ``folder/trial-NNN``; a diverging or failing trial is recorded, not raised."""
     import torch
 
@@ -102,24 +110,31 @@ def _new_folder(search: SearchConfig, base: RunConfig, stem: str) -> Path:
     return RunFolder.create(runs_dir, search.name, f"search-{stem}").path
 
 
-def run_search(search: SearchConfig, base: RunConfig, stem: str = "search",
-               report: Callable[[Trial], None] | None = None) -> SearchResult:
+def run_search(
+    search: SearchConfig, base: RunConfig, stem: str = "search", report: Callable[[Trial], None] | None = None
+) -> SearchResult:
     """Run every trial (in parallel processes where cores allow) and write the results table and plot."""
     mode = search.direction
     folder = _new_folder(search, base, stem)
-    atomic_write_text(folder / "search.yaml", yaml.safe_dump(
-        {**search.model_dump(mode="json", exclude={"base"}, exclude_none=True), "base": yaml.safe_load(dump_config(base))}, sort_keys=False))
-    base_data = base.model_dump(mode="json")
+    atomic_write_text(
+        folder / "search.yaml",
+        yaml.safe_dump(
+            {**search.model_dump(mode="json", exclude={"base"}, exclude_none=True), "base": yaml.safe_load(dump_config(base))},
+            sort_keys=False,
+        ),
+    )
     if search.method == "optuna":
-        trials = _optuna_search(search, base, base_data, folder, mode, report)
+        trials = _optuna_search(search, base, folder, report)
     else:
         points = grid_points(search.space) if search.method == "grid" else random_points(search.space, search.trials, search.seed)
-        trials = _run_points(points, search, base, base_data, folder, mode, report)
+        trials = _run_points(points, search, base, folder, report)
     return write_results(folder, trials, search, mode)
 
 
-def _run_points(points: list[dict[str, Any]], search: SearchConfig, base: RunConfig, base_data: dict[str, Any],
-                folder: Path, mode: str, report: Callable[[Trial], None] | None) -> list[Trial]:
+def _run_points(
+    points: list[dict[str, Any]], search: SearchConfig, base: RunConfig, folder: Path, report: Callable[[Trial], None] | None
+) -> list[Trial]:
+    base_data, mode = base.model_dump(mode="json"), search.direction
     workers, threads = plan_workers(search, base, len(points))
     trials: list[Trial] = []
     if workers == 1:
@@ -130,8 +145,9 @@ def _run_points(points: list[dict[str, Any]], search: SearchConfig, base: RunCon
         return trials
     # spawn, not fork: a forked copy of a process that already ran torch's thread pools can deadlock.
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        pending: set[Future] = {pool.submit(run_trial, base_data, str(folder), n, p, search.metric, mode, threads)
-                                for n, p in enumerate(points)}
+        pending: set[Future] = {
+            pool.submit(run_trial, base_data, str(folder), n, p, search.metric, mode, threads) for n, p in enumerate(points)
+        }
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
@@ -167,15 +183,25 @@ def _suggest(trial: Any, key: str, param: Param) -> Any:
     return trial.suggest_float(key, param.low, param.high, log=param.log)
 
 
-def _optuna_worker(search_data: dict[str, Any], base_data: dict[str, Any], folder: str, mode: str, n_trials: int,
-                   worker: int, threads: int | None) -> None:
+def _optuna_worker(
+    search_data: dict[str, Any],
+    base_data: dict[str, Any],
+    folder: str,
+    mode: str,
+    n_trials: int,
+    worker: int,
+    threads: int | None,
+) -> None:
     """One process of an Optuna search: it asks the shared study (a journal file) for trials until its share is done."""
     optuna = _optuna()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     search = SearchConfig.model_validate(search_data)
-    study = optuna.load_study(study_name="caekit", storage=_optuna_storage(Path(folder)),
-                              sampler=optuna.samplers.TPESampler(seed=search.seed + worker),
-                              pruner=optuna.pruners.MedianPruner(n_startup_trials=2) if search.prune else optuna.pruners.NopPruner())
+    study = optuna.load_study(
+        study_name="caekit",
+        storage=_optuna_storage(Path(folder)),
+        sampler=optuna.samplers.TPESampler(seed=search.seed + worker),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2) if search.prune else optuna.pruners.NopPruner(),
+    )
 
     def objective(trial: Any) -> float:
         params = {key: _suggest(trial, key, param) for key, param in search.space.items()}
@@ -200,11 +226,13 @@ def _optuna_worker(search_data: dict[str, Any], base_data: dict[str, Any], folde
     study.optimize(objective, n_trials=n_trials)
 
 
-def _optuna_search(search: SearchConfig, base: RunConfig, base_data: dict[str, Any], folder: Path, mode: str,
-                   report: Callable[[Trial], None] | None) -> list[Trial]:
+def _optuna_search(search: SearchConfig, base: RunConfig, folder: Path, report: Callable[[Trial], None] | None) -> list[Trial]:
+    base_data, mode = base.model_dump(mode="json"), search.direction
     optuna = _optuna()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    optuna.create_study(study_name="caekit", storage=_optuna_storage(folder), direction="minimize" if mode == "min" else "maximize")
+    optuna.create_study(
+        study_name="caekit", storage=_optuna_storage(folder), direction="minimize" if mode == "min" else "maximize"
+    )
     workers, threads = plan_workers(search, base, search.trials)
     shares = [search.trials // workers + (i < search.trials % workers) for i in range(workers)]
     data = search.model_dump(mode="json")
@@ -212,7 +240,9 @@ def _optuna_search(search: SearchConfig, base: RunConfig, base_data: dict[str, A
         _optuna_worker(data, base_data, str(folder), mode, search.trials, 0, None)
     else:
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            for future in [pool.submit(_optuna_worker, data, base_data, str(folder), mode, n, i, threads) for i, n in enumerate(shares)]:
+            for future in [
+                pool.submit(_optuna_worker, data, base_data, str(folder), mode, n, i, threads) for i, n in enumerate(shares)
+            ]:
                 future.result()
     study = optuna.load_study(study_name="caekit", storage=_optuna_storage(folder))
     trials = []
@@ -220,15 +250,21 @@ def _optuna_search(search: SearchConfig, base: RunConfig, base_data: dict[str, A
         run = t.user_attrs.get("run", str(folder / f"trial-{t.number:03d}"))
         value, epochs = trial_value(run, search.metric, mode) if Path(run).is_dir() else (None, 0)
         status = t.user_attrs.get("status", "pruned" if t.state.name == "PRUNED" else t.state.name.lower())
-        trial = Trial(t.number, dict(t.params), status, value, run, epochs, t.user_attrs.get("seconds", 0.0), t.user_attrs.get("error", ""))
+        trial = Trial(
+            t.number, dict(t.params), status, value, run, epochs, t.user_attrs.get("seconds", 0.0), t.user_attrs.get("error", "")
+        )
         trials.append(trial)
         if report:
             report(trial)
     return trials
 
 
-def search(path: str | Path, overrides: dict[str, Any] | None = None, base_overrides: dict[str, Any] | list[str] | None = None,
-           report: Callable[[Trial], None] | None = None) -> SearchResult:
+def search(
+    path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    base_overrides: dict[str, Any] | list[str] | None = None,
+    report: Callable[[Trial], None] | None = None,
+) -> SearchResult:
     """Run the search a YAML file describes.
 
     ``overrides`` replace top-level search settings (trials, parallel, method ...); ``base_overrides`` replace dotted

@@ -50,8 +50,13 @@ class Denoise(Reconstruct):
         target = batch["image"]
         output = model(noisy).float()
         per_image = reconstruction_loss(self.loss_name, output, target, "none").flatten(1).mean(1)
-        return {"loss": per_image, "mse": (output - target).pow(2).flatten(1).mean(1), "psnr": psnr(output, target),
-                "ssim": ssim(output, target), "noisy_psnr": psnr(noisy, target)}
+        return {
+            "loss": per_image,
+            "mse": (output - target).pow(2).flatten(1).mean(1),
+            "psnr": psnr(output, target),
+            "ssim": ssim(output, target),
+            "noisy_psnr": psnr(noisy, target),
+        }
 
     @torch.no_grad()
     def pictures(self, model: nn.Module, images: Tensor, folder: Path, draw: Painter) -> list[Path]:

@@ -53,8 +53,10 @@ def setup(device_type: str) -> DistInfo:
             raise ConfigError(f"WORLD_SIZE={world_size} but {', '.join(missing)} not set; launch with torchrun")
         if device_type == "cuda":
             if local_rank >= torch.cuda.device_count():
-                raise ConfigError(f"LOCAL_RANK {local_rank} but only {torch.cuda.device_count()} GPU(s) visible; "
-                                  "use --nproc_per_node at most the number of GPUs")
+                raise ConfigError(
+                    f"LOCAL_RANK {local_rank} but only {torch.cuda.device_count()} GPU(s) visible; "
+                    "use --nproc_per_node at most the number of GPUs"
+                )
             torch.cuda.set_device(local_rank)  # before NCCL starts, so each rank talks from its own GPU
         backend = "nccl" if device_type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))

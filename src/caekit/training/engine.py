@@ -49,7 +49,9 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> An
     if config.scheduler == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
     if config.scheduler == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.gamma, patience=max(1, (config.patience or 4) // 2))
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, factor=config.gamma, patience=max(1, (config.patience or 4) // 2)
+        )
     return None
 
 
@@ -62,10 +64,17 @@ def format_row(row: dict[str, float], epochs: int) -> str:
 
 
 class Engine:
-    def __init__(self, model: nn.Module, objective: Objective, train: TrainConfig, optim: OptimConfig,
-                 run: RunFolder | None = None, meta: dict[str, Any] | None = None,
-                 on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
-                 augment: Callable[[Tensor], Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        objective: Objective,
+        train: TrainConfig,
+        optim: OptimConfig,
+        run: RunFolder | None = None,
+        meta: dict[str, Any] | None = None,
+        on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+        augment: Callable[[Tensor], Tensor] | None = None,
+    ) -> None:
         self.config, self.objective, self.run, self.meta = train, objective, run, dict(meta or {})
         self.on_epoch_end = on_epoch_end
         self.augment = augment  # uint8 training batches in, uint8 out (caekit.data.augment)
@@ -88,13 +97,16 @@ class Engine:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optim = optim.resolved(objective.optimizer_defaults())
-        self.optimizers = {name: build_optimizer(params, self.optim) for name, params in objective.param_groups(self.model).items()}
+        self.optimizers = {
+            name: build_optimizer(params, self.optim) for name, params in objective.param_groups(self.model).items()
+        }
         self.schedulers = {name: build_scheduler(opt, train) for name, opt in self.optimizers.items()}
         self.net: nn.Module = self.model
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = nn.parallel.DistributedDataParallel(PassThrough(self.model), device_ids=ids,
-                                                           find_unused_parameters=objective.uses_part_of_model)
+            self.net = nn.parallel.DistributedDataParallel(
+                PassThrough(self.model), device_ids=ids, find_unused_parameters=objective.uses_part_of_model
+            )
         if train.compile:
             self.net = torch.compile(self.net)  # type: ignore[assignment]
 
@@ -122,8 +134,16 @@ class Engine:
             else:  # pinned host memory, so the per-batch copies can overlap compute
                 tensors = {k: v.pin_memory() for k, v in tensors.items()}
         weights = self.objective.sample_weights(data) if shuffle else None
-        return Batches(tensors, batch_size or self.config.batch_size, shuffle=shuffle, seed=self.config.seed,
-                       rank=self.dist.rank, world_size=self.dist.world_size, weights=weights, pad=shuffle)
+        return Batches(
+            tensors,
+            batch_size or self.config.batch_size,
+            shuffle=shuffle,
+            seed=self.config.seed,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+            weights=weights,
+            pad=shuffle,
+        )
 
     # ------------------------------------------------------------------------------------- steps
 
@@ -141,8 +161,14 @@ class Engine:
         self.net.train()
         sums: dict[str, Tensor] = {}
         seen, start = 0, time.perf_counter()
-        bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="batch", leave=False,
-                   disable=not (self.config.progress and self.dist.is_main and sys.stderr.isatty()), dynamic_ncols=True)
+        bar = tqdm(
+            total=len(batches),
+            desc=f"epoch {epoch + 1}/{self.config.epochs}",
+            unit="batch",
+            leave=False,
+            disable=not (self.config.progress and self.dist.is_main and sys.stderr.isatty()),
+            dynamic_ncols=True,
+        )
         for i, batch in enumerate(batches):
             if self.augment is not None:
                 batch = {**batch, "image": self.augment(batch["image"])}
@@ -160,7 +186,8 @@ class Engine:
                     raise TrainingDiverged(
                         f"the loss became {loss} in epoch {epoch + 1}, step {i + 1}; lower the learning rate "
                         f"(now {self.optimizers[next(iter(self.optimizers))].param_groups[0]['lr']:g}) or add grad_clip; "
-                        "the last good checkpoint is kept")
+                        "the last good checkpoint is kept"
+                    )
                 bar.set_postfix(loss=f"{loss:.4g}", img_s=f"{seen / (time.perf_counter() - start):.0f}")
             bar.update()
         bar.close()
@@ -231,8 +258,14 @@ class Engine:
 
     def checkpoint_meta(self, state: dict[str, Any]) -> dict[str, Any]:
         schedulers = {k: s.state_dict() for k, s in self.schedulers.items() if s is not None}
-        return {**self.meta, "train_state": state, "schedulers": schedulers, "objective_state": self.objective.state_dict(),
-                "optim": self.optim.model_dump(mode="json"), "schedule": schedule_settings(self.config)}
+        return {
+            **self.meta,
+            "train_state": state,
+            "schedulers": schedulers,
+            "objective_state": self.objective.state_dict(),
+            "optim": self.optim.model_dump(mode="json"),
+            "schedule": schedule_settings(self.config),
+        }
 
     def _save(self, state: dict[str, Any], improved: bool) -> None:
         if self.run is None:
@@ -256,7 +289,9 @@ class Engine:
             self._writer = SummaryWriter(str(self.run.path / "tb"))  # type: ignore[union-attr]
         for key, value in row.items():
             if key != "epoch":
-                self._writer.add_scalar(key.replace("_", "/", 1) if key.startswith(("train_", "val_")) else key, value, int(row["epoch"]))
+                self._writer.add_scalar(
+                    key.replace("_", "/", 1) if key.startswith(("train_", "val_")) else key, value, int(row["epoch"])
+                )
         self._writer.flush()
 
     def _resume(self) -> dict[str, Any]:
@@ -271,14 +306,21 @@ class Engine:
         tensors, meta = read_checkpoint(self.run.checkpoint("last"))
         state = meta.get("train_state")
         if not (isinstance(state, dict) and isinstance(state.get("epoch"), int) and isinstance(state.get("history"), list)):
-            raise CheckpointError(f"'{self.run.checkpoint('last')}': its train_state is missing or malformed; the run cannot be "
-                                  "resumed (start a new run, or train from its best checkpoint with model.args)")
-        changed_schedule = {k: (v, meta["schedule"][k]) for k, v in schedule_settings(self.config).items()
-                            if "schedule" in meta and k in meta["schedule"] and meta["schedule"][k] != v}
+            raise CheckpointError(
+                f"'{self.run.checkpoint('last')}': its train_state is missing or malformed; the run cannot be "
+                "resumed (start a new run, or train from its best checkpoint with model.args)"
+            )
+        changed_schedule = {
+            k: (v, meta["schedule"][k])
+            for k, v in schedule_settings(self.config).items()
+            if "schedule" in meta and k in meta["schedule"] and meta["schedule"][k] != v
+        }
         if changed_schedule:
             field, (new, old) = next(iter(changed_schedule.items()))
-            raise ConfigError(f"train.{field} is {new} here but {old} in the run being resumed: a restored learning-rate "
-                              "schedule cannot change it; resume with the old value or start a new run")
+            raise ConfigError(
+                f"train.{field} is {new} here but {old} in the run being resumed: a restored learning-rate "
+                "schedule cannot change it; resume with the old value or start a new run"
+            )
         extra = restore(tensors, meta, self.model, self.optimizers)
         for name, scheduler in self.schedulers.items():
             if scheduler is not None and name in meta.get("schedulers", {}):
@@ -295,8 +337,10 @@ class Engine:
         """Settings changed on resume (``--set optim.lr=...``) replace the restored ones, so the run trains as its
         config.yaml says; a learning rate is rescaled, so a schedule goes on from where it was at the new level."""
         if old.name != self.optim.name:
-            raise ConfigError(f"optim.name is {self.optim.name} here but {old.name} in the run being resumed: its "
-                              "optimiser state cannot be restored into another optimiser; start a new run")
+            raise ConfigError(
+                f"optim.name is {self.optim.name} here but {old.name} in the run being resumed: its "
+                "optimiser state cannot be restored into another optimiser; start a new run"
+            )
         for name, optimizer in self.optimizers.items():
             scheduler = self.schedulers.get(name)
             for i, group in enumerate(optimizer.param_groups):

@@ -39,8 +39,17 @@ class GAN(Objective):
     monitor_mode = "max"
     uses_part_of_model = True  # a discriminator step runs the generator without gradients
 
-    def __init__(self, d_steps: int = 1, label_smoothing: float = 0.0, lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999),
-                 weight_decay: float = 0.0, loss: str = "bce", seed: int = 1234, balanced_sampling: bool = False) -> None:
+    def __init__(
+        self,
+        d_steps: int = 1,
+        label_smoothing: float = 0.0,
+        lr: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        weight_decay: float = 0.0,
+        loss: str = "bce",
+        seed: int = 1234,
+        balanced_sampling: bool = False,
+    ) -> None:
         if d_steps < 1:
             raise ConfigError(f"d_steps must be >= 1, got {d_steps}")
         if not 0 <= label_smoothing < 0.5:
@@ -79,8 +88,9 @@ class GAN(Objective):
         if self.kind == "hinge":
             loss = F.relu(1 - d_real) + F.relu(1 + d_fake)
         else:
-            loss = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, 1 - self.smoothing), reduction="none")
-                    + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake), reduction="none"))
+            loss = F.binary_cross_entropy_with_logits(
+                d_real, torch.full_like(d_real, 1 - self.smoothing), reduction="none"
+            ) + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake), reduction="none")
         return loss, torch.sigmoid(d_real), torch.sigmoid(d_fake)
 
     def generator_loss(self, net: DCGAN, n: int, labels: Tensor | None) -> Tensor:
@@ -105,8 +115,13 @@ class GAN(Objective):
                 cast("DCGAN", unwrap(model)).update_ema()
             self._last_g = g_loss.detach()
         g = self._last_g.to(d_loss.device)
-        return {"loss": d_loss.detach() + g, "d_loss": d_loss.detach(), "g_loss": g,
-                "d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
+        return {
+            "loss": d_loss.detach() + g,
+            "d_loss": d_loss.detach(),
+            "g_loss": g,
+            "d_real": d_real.mean().detach(),
+            "d_fake": d_fake.mean().detach(),
+        }
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -121,8 +136,14 @@ class GAN(Objective):
     @torch.no_grad()
     def pictures(self, model: nn.Module, images: Tensor, folder: Path, draw: Painter) -> list[Path]:
         net = cast("DCGAN", unwrap(model))
-        paths = [draw.sample_grid(net.sample(100, generator=seeded(self.seed)), folder / "samples.png",
-                                  "generated samples" + (" (one class per column)" if net.num_classes else ""), columns=10)]
+        paths = [
+            draw.sample_grid(
+                net.sample(100, generator=seeded(self.seed)),
+                folder / "samples.png",
+                "generated samples" + (" (one class per column)" if net.num_classes else ""),
+                columns=10,
+            )
+        ]
         if self.samples_per_epoch:
             paths.append(draw.epoch_rows(self.samples_per_epoch, folder / "samples_per_epoch.png"))
         history = RunFolder(folder).read_metrics()

@@ -36,10 +36,12 @@ class Painter(Protocol):
     def interpolation(self, model: nn.Module, first: Tensor, second: Tensor, path: Path, steps: int = 10) -> Path: ...
     def manifold(self, model: nn.Module, path: Path, n: int = 15) -> Path: ...
     def gan_curves(self, history: list[dict[str, float]], path: Path, title: str | None = None) -> Path: ...
-    def segmentation_overlays(self, images: Tensor, predictions: Tensor, path: Path, classes: list[str],
-                              truth: Tensor | None = None) -> Path: ...
-    def superres_rows(self, low: Tensor, bicubic: Tensor, outputs: Tensor, originals: Tensor | None, path: Path,
-                      title: str | None = None) -> Path: ...
+    def segmentation_overlays(
+        self, images: Tensor, predictions: Tensor, path: Path, classes: list[str], truth: Tensor | None = None
+    ) -> Path: ...
+    def superres_rows(
+        self, low: Tensor, bicubic: Tensor, outputs: Tensor, originals: Tensor | None, path: Path, title: str | None = None
+    ) -> Path: ...
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -176,8 +178,14 @@ class Reconstruct(Objective):
 
 
 # Objectives of the other areas live in their own modules and register themselves when imported.
-OBJECTIVE_MODULES = ("caekit.training.denoise", "caekit.training.stage", "caekit.training.vae", "caekit.training.gan",
-                     "caekit.training.supervised", "caekit.training.pixelwise")
+OBJECTIVE_MODULES = (
+    "caekit.training.denoise",
+    "caekit.training.stage",
+    "caekit.training.vae",
+    "caekit.training.gan",
+    "caekit.training.supervised",
+    "caekit.training.pixelwise",
+)
 
 
 def build_objective(name: str, **args: Any) -> Objective:

@@ -129,8 +129,9 @@ def bicubic(low: Tensor, scale: int) -> Tensor:
 def model_scale(model: nn.Module) -> int:
     scale = getattr(unwrap(model), "scale", 1)
     if getattr(unwrap(model), "task", "superres") != "superres" or scale < 2:
-        raise ConfigError("objective 'superres' needs a super-resolution model: set model.args.task=superres and "
-                          "model.args.scale=2 or 4")
+        raise ConfigError(
+            "objective 'superres' needs a super-resolution model: set model.args.task=superres and model.args.scale=2 or 4"
+        )
     return int(scale)
 
 
@@ -164,16 +165,25 @@ class SuperResolution(Objective):
         per_image = reconstruction_loss(self.loss_name, raw, target, "none").flatten(1).mean(1)
         output, base = raw.clamp(0, 1), bicubic(low, scale)
         model_psnr, base_psnr = psnr(output, target), psnr(base, target)
-        return {"loss": per_image, "psnr": model_psnr, "ssim": ssim(output, target), "bicubic_psnr": base_psnr,
-                "bicubic_ssim": ssim(base, target), "psnr_gain": model_psnr - base_psnr}
+        return {
+            "loss": per_image,
+            "psnr": model_psnr,
+            "ssim": ssim(output, target),
+            "bicubic_psnr": base_psnr,
+            "bicubic_ssim": ssim(base, target),
+            "psnr_gain": model_psnr - base_psnr,
+        }
 
     @torch.no_grad()
     def pictures(self, model: nn.Module, images: Tensor, folder: Path, draw: Painter) -> list[Path]:
         scale = self._scale(model)
         low, target = downscale(images, scale)
         outputs = model(low).float()
-        return [draw.superres_rows(low.cpu(), bicubic(low, scale).cpu(), outputs.cpu(), target.cpu(),
-                                     folder / "superres.png", title=f"x{scale}")]
+        return [
+            draw.superres_rows(
+                low.cpu(), bicubic(low, scale).cpu(), outputs.cpu(), target.cpu(), folder / "superres.png", title=f"x{scale}"
+            )
+        ]
 
 
 __all__ = ["Segment", "SuperResolution", "bicubic", "dice_loss", "downscale", "model_scale"]

@@ -44,9 +44,15 @@ def balanced_sample_weights(labels: Tensor, num_classes: int) -> Tensor:
 class Classify(Objective):
     """Cross-entropy on ``label``; validation reports loss and accuracy per image."""
 
-    def __init__(self, class_weights: str | list[float] | None = None, balanced_sampling: bool = False,
-                 encoder_lr: float | None = None, l2_sp: float | None = None, label_smoothing: float = 0.0,
-                 monitor: str = "accuracy") -> None:
+    def __init__(
+        self,
+        class_weights: str | list[float] | None = None,
+        balanced_sampling: bool = False,
+        encoder_lr: float | None = None,
+        l2_sp: float | None = None,
+        label_smoothing: float = 0.0,
+        monitor: str = "accuracy",
+    ) -> None:
         if isinstance(class_weights, str) and class_weights != "balanced":
             raise ConfigError(f"class_weights is 'balanced' or a list of numbers, not '{class_weights}'")
         if monitor not in ("accuracy", "loss"):
@@ -66,8 +72,9 @@ class Classify(Objective):
         # Accuracy on a small validation set moves in coarse steps (1 % on 100 images): without a tie-break the
         # first, often under-trained, epoch to reach the top value would be kept and would stop the run early.
         self.tie_break = "val_loss" if monitor == "accuracy" else None
-        self._weights: Tensor | None = (torch.tensor(class_weights, dtype=torch.float32)
-                                        if isinstance(class_weights, (list, tuple)) else None)
+        self._weights: Tensor | None = (
+            torch.tensor(class_weights, dtype=torch.float32) if isinstance(class_weights, (list, tuple)) else None
+        )
 
     def sample_weights(self, data: ImageSet) -> Tensor | None:
         # The engine calls this with the training set before the first epoch: the one place an objective sees the
@@ -109,8 +116,9 @@ class Classify(Objective):
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         logits = model(batch["image"]).float()
-        loss = F.cross_entropy(logits, batch["label"], weight=self._criterion_weights(logits.device),
-                               label_smoothing=self.label_smoothing)
+        loss = F.cross_entropy(
+            logits, batch["label"], weight=self._criterion_weights(logits.device), label_smoothing=self.label_smoothing
+        )
         accuracy = (logits.argmax(1) == batch["label"]).float().mean()
         metrics = {"accuracy": accuracy.detach()}
         if self._anchors:

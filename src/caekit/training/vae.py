@@ -41,7 +41,9 @@ class ELBO(Objective):
             return self.beta
         return self.beta * min(1.0, self.steps / self.warmup_steps)
 
-    def terms(self, model: nn.Module, batch: dict[str, Tensor], generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    def terms(
+        self, model: nn.Module, batch: dict[str, Tensor], generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Per-image reconstruction NLL and KL, both in nats."""
         x = binarise(batch["image"], self.binarise, generator)
         return call(model, _vae_terms, x, class_labels(unwrap(model), batch))
@@ -49,8 +51,11 @@ class ELBO(Objective):
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         rec, kl = self.terms(model, batch)
         weight = self.kl_weight()
-        return (rec + weight * kl).mean(), {"rec": rec.mean().detach(), "kl": kl.mean().detach(),
-                                            "beta": torch.tensor(weight, device=rec.device)}
+        return (rec + weight * kl).mean(), {
+            "rec": rec.mean().detach(),
+            "kl": kl.mean().detach(),
+            "beta": torch.tensor(weight, device=rec.device),
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return {"steps": self.steps}
@@ -67,15 +72,19 @@ class ELBO(Objective):
             self._trained = False
             net = cast("ConvVAE", unwrap(model))
             self.samples_per_epoch.append(net.sample(16, generator=seeded(self.seed)).cpu())
-        rec, kl = self.terms(model, batch, seeded(self.seed + int(batch["image"].double().sum().item() * 1000) % 2**31, batch["image"].device))
+        rec, kl = self.terms(
+            model, batch, seeded(self.seed + int(batch["image"].double().sum().item() * 1000) % 2**31, batch["image"].device)
+        )
         return {"loss": rec + kl, "elbo": -(rec + kl), "rec": rec, "kl": kl}
 
     @torch.no_grad()
     def pictures(self, model: nn.Module, images: Tensor, folder: Path, draw: Painter) -> list[Path]:
         net = cast("ConvVAE", unwrap(model))
         labels = torch.arange(len(images), device=images.device) % net.num_classes if net.num_classes else None
-        paths = [draw.reconstructions(images, net(binarise(images, self.binarise), labels), folder / "reconstructions.png"),
-                 draw.sample_grid(net.sample(64, generator=seeded(self.seed)), folder / "prior_samples.png", "samples from the prior")]
+        paths = [
+            draw.reconstructions(images, net(binarise(images, self.binarise), labels), folder / "reconstructions.png"),
+            draw.sample_grid(net.sample(64, generator=seeded(self.seed)), folder / "prior_samples.png", "samples from the prior"),
+        ]
         if not net.num_classes and len(images) >= 2:
             paths.append(draw.interpolation(net, images[0:1], images[1:2], folder / "interpolation.png"))
         if net.latent_dim == 2 and not net.num_classes:

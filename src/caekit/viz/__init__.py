@@ -41,12 +41,15 @@ def integer_epochs(ax: plt.Axes) -> None:
     ax.set_xlabel("epoch")
 
 
-def image_rows(rows: list[tuple[str, Tensor]], path: str | Path, title: str | None = None,
-               captions: list[str] | None = None) -> Path:
+def image_rows(
+    rows: list[tuple[str, Tensor]], path: str | Path, title: str | None = None, captions: list[str] | None = None
+) -> Path:
     """Rows of images with a label each, e.g. originals above reconstructions (or noisy / denoised / clean);
     ``captions`` go under the last row's images (e.g. each reconstruction's PSNR)."""
     columns = max(len(images) for _, images in rows)
-    fig, axes = plt.subplots(len(rows), columns, figsize=(1.2 * columns, 1.3 * len(rows) + (0.2 if captions else 0)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), columns, figsize=(1.2 * columns, 1.3 * len(rows) + (0.2 if captions else 0)), squeeze=False
+    )
     for r, (label, images) in enumerate(rows):
         for c in range(columns):
             ax = axes[r, c]
@@ -67,7 +70,9 @@ def reconstructions(originals: Tensor, outputs: Tensor, path: str | Path, title:
     from caekit.metrics import psnr
 
     same = originals.shape == outputs.shape
-    captions = [f"{v:.1f} dB" for v in psnr(outputs.detach().float().cpu(), originals.detach().float().cpu()).tolist()] if same else None
+    captions = (
+        [f"{v:.1f} dB" for v in psnr(outputs.detach().float().cpu(), originals.detach().float().cpu()).tolist()] if same else None
+    )
     return image_rows([("original", originals), ("reconstruction", outputs)], path, title, captions)
 
 
@@ -84,7 +89,9 @@ def curves(history: list[dict[str, float]], path: str | Path, title: str | None 
     handles, labels = ax.get_legend_handles_labels()
     if any("val_psnr" in row for row in history):
         twin = ax.twinx()
-        twin.plot(epochs, [row.get("val_psnr", np.nan) for row in history], "-^", color="tab:green", label="val PSNR (dB)", markersize=3)
+        twin.plot(
+            epochs, [row.get("val_psnr", np.nan) for row in history], "-^", color="tab:green", label="val PSNR (dB)", markersize=3
+        )
         twin.set_ylabel("PSNR (dB)")
         more_handles, more_labels = twin.get_legend_handles_labels()
         handles, labels = handles + more_handles, labels + more_labels
@@ -112,8 +119,11 @@ def filters(weight: Tensor, path: str | Path, title: str = "first-layer filters"
         else:
             ax.axis("off")
     k = weight.shape[-1]
-    fig.suptitle(f"{title}: {len(w)} of {k}x{k}, each scaled to its own min..max"
-                 + ("" if weight.shape[1] == 3 else f" (mean of {weight.shape[1]} input channels)"), fontsize=9)
+    fig.suptitle(
+        f"{title}: {len(w)} of {k}x{k}, each scaled to its own min..max"
+        + ("" if weight.shape[1] == 3 else f" (mean of {weight.shape[1]} input channels)"),
+        fontsize=9,
+    )
     return _save(fig, path)
 
 
@@ -135,7 +145,12 @@ def feature_maps(image: Tensor, maps: list[tuple[str, Tensor]], path: str | Path
             ax.axis("on")
             _show(ax, (channel - channel.min()) / span, cmap="viridis")
             ax.set_title(f"ch {c}  {channel.min():.2g}..{channel.max():.2g}", fontsize=5, pad=1)
-        axes[r, 0].set_ylabel(f"{name}\n{'x'.join(map(str, fmap.shape))}\nchannels 0-{shown - 1} of {fmap.shape[0]}", rotation=0,
-                              ha="right", va="center", fontsize=7)
+        axes[r, 0].set_ylabel(
+            f"{name}\n{'x'.join(map(str, fmap.shape))}\nchannels 0-{shown - 1} of {fmap.shape[0]}",
+            rotation=0,
+            ha="right",
+            va="center",
+            fontsize=7,
+        )
     fig.suptitle("feature maps, each channel scaled to its own min..max (shown above it)", fontsize=8)
     return _save(fig, path)

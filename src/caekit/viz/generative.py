@@ -41,8 +41,12 @@ def interpolation(model: nn.Module, first: Tensor, second: Tensor, path: str | P
     t = torch.linspace(0, 1, steps, device=a.device)[:, None]
     decoded = model.decode((1 - t) * a + t * b)
     row = torch.cat([first.float(), decoded.float(), second.float()])
-    return _grid_figure(make_grid(row.cpu(), nrow=len(row), padding=2, pad_value=0.5), path,
-                        "latent interpolation (ends: the two inputs)", scale=0.5)
+    return _grid_figure(
+        make_grid(row.cpu(), nrow=len(row), padding=2, pad_value=0.5),
+        path,
+        "latent interpolation (ends: the two inputs)",
+        scale=0.5,
+    )
 
 
 @torch.no_grad()
@@ -55,15 +59,20 @@ def manifold(model: nn.Module, path: str | Path, n: int = 15) -> Path:
     zy, zx = torch.meshgrid(q.flip(0), q, indexing="ij")
     z = torch.stack([zx.flatten(), zy.flatten()], 1).to(next(model.parameters()).device)
     images = model.decode(z).float().cpu()
-    return _grid_figure(make_grid(images, nrow=n, padding=1, pad_value=0.5), path, "2-D latent manifold (prior quantiles 5%..95%)")
+    return _grid_figure(
+        make_grid(images, nrow=n, padding=1, pad_value=0.5), path, "2-D latent manifold (prior quantiles 5%..95%)"
+    )
 
 
 def epoch_rows(samples: list[Tensor], path: str | Path, max_rows: int = 12) -> Path:
     """One row per epoch of the same fixed-noise samples (evenly chosen epochs when there are many)."""
     picks = np.unique(np.linspace(0, len(samples) - 1, min(max_rows, len(samples))).round().astype(int))
     rows = torch.cat([samples[i].float() for i in picks])
-    fig_path = _grid_figure(make_grid(rows, nrow=len(samples[0]), padding=2, pad_value=0.5), path,
-                            f"fixed-noise samples, epochs {', '.join(str(i + 1) for i in picks)} (top to bottom)")
+    fig_path = _grid_figure(
+        make_grid(rows, nrow=len(samples[0]), padding=2, pad_value=0.5),
+        path,
+        f"fixed-noise samples, epochs {', '.join(str(i + 1) for i in picks)} (top to bottom)",
+    )
     return fig_path
 
 
@@ -90,9 +99,20 @@ def gan_curves(history: list[dict[str, float]], path: str | Path, title: str | N
     integer_epochs(left)
     left.set_ylabel("BCE")
     left.legend(fontsize=8)
-    for key, label in (("train_d_real", "D(real)"), ("train_d_fake", "D(G(z))"), ("val_d_real", "D(real), val"), ("val_d_fake", "D(G(z)), val")):
+    for key, label in (
+        ("train_d_real", "D(real)"),
+        ("train_d_fake", "D(G(z))"),
+        ("val_d_real", "D(real), val"),
+        ("val_d_fake", "D(G(z)), val"),
+    ):
         if any(key in row for row in history):
-            right.plot(epochs, [row.get(key, np.nan) for row in history], "-s" if key.startswith("val") else "-o", markersize=3, label=label)
+            right.plot(
+                epochs,
+                [row.get(key, np.nan) for row in history],
+                "-s" if key.startswith("val") else "-o",
+                markersize=3,
+                label=label,
+            )
     right.set_ylim(0, 1)
     integer_epochs(right)
     right.legend(fontsize=8)

@@ -41,8 +41,15 @@ def overlay(image: Tensor, mask: Tensor, classes: int, alpha: float = 0.6, ignor
     return np.where(painted, (1 - alpha) * grey + alpha * colours, grey).clip(0, 1)
 
 
-def segmentation_overlays(images: Tensor, predictions: Tensor, path: str | Path, classes: list[str],
-                          truth: Tensor | None = None, title: str | None = None, columns: int = 8) -> Path:
+def segmentation_overlays(
+    images: Tensor,
+    predictions: Tensor,
+    path: str | Path,
+    classes: list[str],
+    truth: Tensor | None = None,
+    title: str | None = None,
+    columns: int = 8,
+) -> Path:
     """Columns of images: the image, the ground truth over it (when given) and the prediction over it."""
     n = min(columns, len(images))
     rows = [("image", None)] + ([("truth", truth)] if truth is not None else []) + [("prediction", predictions)]
@@ -56,8 +63,14 @@ def segmentation_overlays(images: Tensor, predictions: Tensor, path: str | Path,
                 _show(ax, torch.from_numpy(overlay(images[c], masks[c], len(classes))).permute(2, 0, 1))
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
     colours = palette(len(classes))
-    fig.legend(handles=[Patch(color=colours[i], label=name) for i, name in enumerate(classes) if i > 0],
-               loc="lower center", ncol=min(10, len(classes) - 1), fontsize=7, frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.legend(
+        handles=[Patch(color=colours[i], label=name) for i, name in enumerate(classes) if i > 0],
+        loc="lower center",
+        ncol=min(10, len(classes) - 1),
+        fontsize=7,
+        frameon=False,
+        bbox_to_anchor=(0.5, -0.02),
+    )
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(fig, path)
@@ -84,8 +97,15 @@ def iou_bars(iou: dict[str, float] | list[tuple[str, dict[str, float]]], path: s
     return _save(fig, path)
 
 
-def superres_rows(low: Tensor, bicubic: Tensor, outputs: Tensor, originals: Tensor | None, path: str | Path,
-                  title: str | None = None, columns: int = 8) -> Path:
+def superres_rows(
+    low: Tensor,
+    bicubic: Tensor,
+    outputs: Tensor,
+    originals: Tensor | None,
+    path: str | Path,
+    title: str | None = None,
+    columns: int = 8,
+) -> Path:
     """Rows: the low-resolution input (nearest, to show its pixels), bicubic, the model, the original."""
     size = bicubic.shape[-2:]
     blocky = torch.nn.functional.interpolate(low[:columns].float(), size=size, mode="nearest")

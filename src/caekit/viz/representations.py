@@ -17,8 +17,17 @@ def _palette(n: int) -> list:
     return [cmap(i if n <= 20 else i / max(1, n - 1)) for i in range(n)]
 
 
-def scatter(xy: np.ndarray, labels: np.ndarray, classes: Sequence[str], path: str | Path, title: str | None = None,
-            images: torch.Tensor | None = None, thumbnails: int = 0, seed: int = 0, legend_max: int = 20) -> Path:
+def scatter(
+    xy: np.ndarray,
+    labels: np.ndarray,
+    classes: Sequence[str],
+    path: str | Path,
+    title: str | None = None,
+    images: torch.Tensor | None = None,
+    thumbnails: int = 0,
+    seed: int = 0,
+    legend_max: int = 20,
+) -> Path:
     """Points coloured by label with a legend (up to ``legend_max`` classes); ``thumbnails`` images drawn at their points."""
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
@@ -36,11 +45,19 @@ def scatter(xy: np.ndarray, labels: np.ndarray, classes: Sequence[str], path: st
             img = to_unit(images[i])
             arr = img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()
             box = OffsetImage(arr, zoom=0.6, cmap="gray" if arr.ndim == 2 else None)
-            ax.add_artist(AnnotationBbox(box, xy[i], frameon=True, pad=0.05,
-                                         bboxprops={"edgecolor": colours[labels[i]], "linewidth": 1.2}))
+            ax.add_artist(
+                AnnotationBbox(box, xy[i], frameon=True, pad=0.05, bboxprops={"edgecolor": colours[labels[i]], "linewidth": 1.2})
+            )
     if len(present) <= legend_max:
-        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, markerscale=2.5, frameon=False, title="class",
-                  title_fontsize=8)
+        ax.legend(
+            loc="center left",
+            bbox_to_anchor=(1.0, 0.5),
+            fontsize=7,
+            markerscale=2.5,
+            frameon=False,
+            title="class",
+            title_fontsize=8,
+        )
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
@@ -48,8 +65,14 @@ def scatter(xy: np.ndarray, labels: np.ndarray, classes: Sequence[str], path: st
     return _save(fig, path)
 
 
-def confusion_picture(confusion: np.ndarray, classes: Sequence[str], path: str | Path, title: str | None = None,
-                      normalise: bool = True, max_labels: int = 40) -> Path:
+def confusion_picture(
+    confusion: np.ndarray,
+    classes: Sequence[str],
+    path: str | Path,
+    title: str | None = None,
+    normalise: bool = True,
+    max_labels: int = 40,
+) -> Path:
     """A confusion matrix (rows: true class, columns: predicted), row-normalised so small classes stay visible."""
     cm = np.asarray(confusion, dtype=np.float64)
     if normalise:
@@ -65,8 +88,15 @@ def confusion_picture(confusion: np.ndarray, classes: Sequence[str], path: str |
         if n <= 12:
             light = 0.6 if normalise else 0.6 * cm.max()
             for (t, p), v in np.ndenumerate(cm):
-                ax.text(p, t, f"{v:.2f}" if normalise else f"{int(v)}", ha="center", va="center", fontsize=6,
-                        color="white" if v > light else "black")
+                ax.text(
+                    p,
+                    t,
+                    f"{v:.2f}" if normalise else f"{int(v)}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if v > light else "black",
+                )
     else:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -77,8 +107,9 @@ def confusion_picture(confusion: np.ndarray, classes: Sequence[str], path: str |
     return _save(fig, path)
 
 
-def comparison_bars(rows: Sequence[dict], path: str | Path, metrics: Sequence[str] = ("accuracy", "f1"),
-                    title: str | None = None) -> Path:
+def comparison_bars(
+    rows: Sequence[dict], path: str | Path, metrics: Sequence[str] = ("accuracy", "f1"), title: str | None = None
+) -> Path:
     """Grouped bars: one group per model, one bar per metric, error bars = spread over seeds.
 
     ``rows``: dicts with ``model``, ``<metric>_mean`` and ``<metric>_std``.

@@ -145,13 +145,30 @@ class Trained:
     seconds: float
 
 
-def train_model(model_cfg: ModelConfig, objective_cfg: ObjectiveConfig, train_cfg: TrainConfig, optim_cfg: OptimConfig,
-                data_cfg: DataConfig, train: ImageSet, val: ImageSet | None, runs_dir: str | Path, name: str,
-                test: ImageSet | None = None, remake: tuple[DataConfig, int] | None = None) -> Trained:
+def train_model(
+    model_cfg: ModelConfig,
+    objective_cfg: ObjectiveConfig,
+    train_cfg: TrainConfig,
+    optim_cfg: OptimConfig,
+    data_cfg: DataConfig,
+    train: ImageSet,
+    val: ImageSet | None,
+    runs_dir: str | Path,
+    name: str,
+    test: ImageSet | None = None,
+    remake: tuple[DataConfig, int] | None = None,
+) -> Trained:
     """Train one model on in-memory splits into a run folder (the run assembly's, as for any run); the best epoch is
     kept. ``remake``: the data settings and seed that make the Full set and the test split again."""
-    config = RunConfig(name=name, runs_dir=str(runs_dir), model=model_cfg, data=data_cfg, objective=objective_cfg,
-                       optim=optim_cfg, train=train_cfg)
+    config = RunConfig(
+        name=name,
+        runs_dir=str(runs_dir),
+        model=model_cfg,
+        data=data_cfg,
+        objective=objective_cfg,
+        optim=optim_cfg,
+        train=train_cfg,
+    )
     result = train_run(config, Splits(train, val, test), remake=remake)
     assert result.run is not None
     return Trained(result.model, result.run, result.history, result.seconds)
@@ -166,8 +183,8 @@ def _merged(base: BaseModel, overrides: dict[str, Any], cls: type[BaseModel], wh
 
 @dataclass
 class CompareResult:
-    rows: list[dict[str, Any]]       # one per model and seed
-    summary: list[dict[str, Any]]    # one per model: mean and std of each metric
+    rows: list[dict[str, Any]]  # one per model and seed
+    summary: list[dict[str, Any]]  # one per model: mean and std of each metric
     reports: dict[str, ClassificationReport]  # per model, on the test predictions of all seeds pooled
     folder: Path
     paths: dict[str, Path]
@@ -195,17 +212,31 @@ def pretrain(cfg: CompareConfig, key: str, full: ImageSet, folder: Path) -> Trai
     if entry.data is not None:  # across datasets: another set, resized and converted to look like this one
         c, h, _ = full.shape
         data_cfg = entry.data.model_copy(update={"image_size": h, "channels": c})
-        other = make_splits(data_cfg.name, data_cfg.root, h, c, data_cfg.fit, val_fraction=0, seed=cfg.split_seed,
-                            limit=data_cfg.limit, download=data_cfg.download, strict=data_cfg.strict)
+        other = make_splits(
+            data_cfg.name,
+            data_cfg.root,
+            h,
+            c,
+            data_cfg.fit,
+            val_fraction=0,
+            seed=cfg.split_seed,
+            limit=data_cfg.limit,
+            download=data_cfg.download,
+            strict=data_cfg.strict,
+        )
         images = conform(other.train, h, c)
-    train, val = (split(images, entry.val_fraction, cfg.split_seed) if entry.val_fraction > 0 else (images, None))
+    train, val = split(images, entry.val_fraction, cfg.split_seed) if entry.val_fraction > 0 else (images, None)
     remake = full_and_test(cfg) if entry.data is None else None  # another dataset's images are not this one's splits
-    return train_model(entry.model, entry.objective, entry.train, entry.optim, data_cfg, train, val, folder / "pretrain", key,
-                       remake=remake)
+    return train_model(
+        entry.model, entry.objective, entry.train, entry.optim, data_cfg, train, val, folder / "pretrain", key, remake=remake
+    )
 
 
-def run_compare(config: CompareConfig | str | Path | dict[str, Any], overrides: dict[str, Any] | None = None,
-                progress: Callable[[str], None] | None = print) -> CompareResult:
+def run_compare(
+    config: CompareConfig | str | Path | dict[str, Any],
+    overrides: dict[str, Any] | None = None,
+    progress: Callable[[str], None] | None = print,
+) -> CompareResult:
     """Run the whole protocol and write the tables and pictures; returns them."""
     from caekit.viz.representations import comparison_bars, confusion_picture
 
@@ -244,40 +275,81 @@ def run_compare(config: CompareConfig | str | Path | dict[str, Any], overrides: 
         for entry in cfg.models:
             model_cfg = entry.model
             if entry.pretrained:
-                model_cfg = ModelConfig(name=model_cfg.name, args={**model_cfg.args, "pretrained": str(pretrained[entry.pretrained])})
+                model_cfg = ModelConfig(
+                    name=model_cfg.name, args={**model_cfg.args, "pretrained": str(pretrained[entry.pretrained])}
+                )
             train_cfg = _merged(cfg.train, {**entry.train, "seed": seed}, TrainConfig, f"{entry.label}: train")
             optim_cfg = _merged(cfg.optim, entry.optim, OptimConfig, f"{entry.label}: optim")
-            objective_cfg = ObjectiveConfig(name=entry.objective.get("name", cfg.objective.name),
-                                            args={**cfg.objective.args, **entry.objective.get("args", {})})
+            objective_cfg = ObjectiveConfig(
+                name=entry.objective.get("name", cfg.objective.name),
+                args={**cfg.objective.args, **entry.objective.get("args", {})},
+            )
             data_cfg = cfg.data.model_copy(update={"augment": entry.augment}) if entry.augment else cfg.data
-            done = train_model(model_cfg, objective_cfg, train_cfg, optim_cfg, data_cfg, train, val, folder / "runs",
-                               f"{_slug(entry.label)}-seed{seed}", test, full_and_test(cfg))
+            done = train_model(
+                model_cfg,
+                objective_cfg,
+                train_cfg,
+                optim_cfg,
+                data_cfg,
+                train,
+                val,
+                folder / "runs",
+                f"{_slug(entry.label)}-seed{seed}",
+                test,
+                full_and_test(cfg),
+            )
             predicted, _ = classify(done.model, test)
             report = classification_report(test.labels.numpy(), predicted.numpy(), classes)
             pooled[entry.label][0].append(test.labels.numpy())
             pooled[entry.label][1].append(predicted.numpy())
-            row = {"data": cfg.data.name, "sample": cfg.sample.describe(), "labelled": len(sample), "model": entry.label,
-                   "seed": seed, **{m: report.summary()[m] for m in TABLE_METRICS}, "weighted_f1": report.weighted["f1"],
-                   "epochs": len(done.history), "seconds": round(done.seconds, 1), "run": str(done.run.path)}
+            row = {
+                "data": cfg.data.name,
+                "sample": cfg.sample.describe(),
+                "labelled": len(sample),
+                "model": entry.label,
+                "seed": seed,
+                **{m: report.summary()[m] for m in TABLE_METRICS},
+                "weighted_f1": report.weighted["f1"],
+                "epochs": len(done.history),
+                "seconds": round(done.seconds, 1),
+                "run": str(done.run.path),
+            }
             rows.append(row)
-            say(f"  seed {seed}  {entry.label:32s} accuracy {row['accuracy']:.4f}  macro F1 {row['f1']:.4f}  ({done.seconds:.0f} s)")
+            say(
+                f"  seed {seed}  {entry.label:32s} accuracy {row['accuracy']:.4f}  macro F1 {row['f1']:.4f}  ({done.seconds:.0f} s)"
+            )
 
     reports = {label: classification_report(np.concatenate(t), np.concatenate(p), classes) for label, (t, p) in pooled.items()}
     summary = summarise(rows)
     paths = write_tables(rows, summary, reports, cfg, folder)
-    paths["bars"] = comparison_bars(summary, folder / "bars.png", ("accuracy", "f1"),
-                                    title=f"{cfg.data.name}, {cfg.sample.describe()}, {len(cfg.seeds)} seeds")
+    paths["bars"] = comparison_bars(
+        summary,
+        folder / "bars.png",
+        ("accuracy", "f1"),
+        title=f"{cfg.data.name}, {cfg.sample.describe()}, {len(cfg.seeds)} seeds",
+    )
     for label, report in reports.items():
-        paths[f"confusion:{label}"] = confusion_picture(report.confusion, classes, folder / f"confusion-{_slug(label)}.png",
-                                                        title=f"{label} ({cfg.data.name}, seeds pooled)")
+        paths[f"confusion:{label}"] = confusion_picture(
+            report.confusion, classes, folder / f"confusion-{_slug(label)}.png", title=f"{label} ({cfg.data.name}, seeds pooled)"
+        )
     say(f"tables and pictures in {folder}")
     return CompareResult(rows, summary, reports, folder, paths)
 
 
-def classify_run(run: str | Path, mode: str = "linear", per_class: int | None = None, fraction: float | None = None,
-                 dataset: str | None = None, data_root: str | None = None, epochs: int = 10, lr: float = 1e-3,
-                 objective_args: dict[str, Any] | None = None, seed: int = 0, runs_dir: str | Path | None = None,
-                 progress: Callable[[str], None] | None = print) -> CompareResult:
+def classify_run(
+    run: str | Path,
+    mode: str = "linear",
+    per_class: int | None = None,
+    fraction: float | None = None,
+    dataset: str | None = None,
+    data_root: str | None = None,
+    epochs: int = 10,
+    lr: float = 1e-3,
+    objective_args: dict[str, Any] | None = None,
+    seed: int = 0,
+    runs_dir: str | Path | None = None,
+    progress: Callable[[str], None] | None = print,
+) -> CompareResult:
     """Encoder + FC head on a trained autoencoder, on (a sample of) the labels of its dataset or another: a
     one-model comparison, so it leaves the same tables, pictures and run folder as ``run_compare`` (by default
     inside the autoencoder's run folder)."""
@@ -291,12 +363,20 @@ def classify_run(run: str | Path, mode: str = "linear", per_class: int | None = 
         data_meta["root"] = data_root
     c, h, _ = meta["image_shape"]
     config = {
-        "name": f"classify-{mode}", "runs_dir": str(runs_dir or output_folder(run)),
+        "name": f"classify-{mode}",
+        "runs_dir": str(runs_dir or output_folder(run)),
         "data": {"name": data_meta["name"], "root": data_meta.get("root"), "image_size": h, "channels": c},
         "sample": {"per_class": per_class} if per_class else {"fraction": fraction or 1.0},
-        "seeds": [seed], "optim": {"lr": lr}, "train": {"epochs": epochs},
-        "models": [{"label": f"encoder + FC ({mode})", "model": {"name": "encoder_classifier", "args": {"pretrained": str(run), "mode": mode}},
-                    "objective": {"args": objective_args or {}}}],
+        "seeds": [seed],
+        "optim": {"lr": lr},
+        "train": {"epochs": epochs},
+        "models": [
+            {
+                "label": f"encoder + FC ({mode})",
+                "model": {"name": "encoder_classifier", "args": {"pretrained": str(run), "mode": mode}},
+                "objective": {"args": objective_args or {}},
+            }
+        ],
     }
     return run_compare(config, progress=progress)
 
@@ -335,13 +415,23 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def write_tables(rows: list[dict[str, Any]], summary: list[dict[str, Any]], reports: dict[str, ClassificationReport],
-                 cfg: CompareConfig, folder: Path) -> dict[str, Path]:
+def write_tables(
+    rows: list[dict[str, Any]],
+    summary: list[dict[str, Any]],
+    reports: dict[str, ClassificationReport],
+    cfg: CompareConfig,
+    folder: Path,
+) -> dict[str, Path]:
     paths = {"results": folder / "results.csv", "summary_csv": folder / "summary.csv", "summary_md": folder / "summary.md"}
     atomic_write_text(paths["results"], _csv(rows))
     atomic_write_text(paths["summary_csv"], _csv(summary))
-    text = [f"# {cfg.name}\n", f"{cfg.data.name}: {cfg.sample.describe()}, seeds {cfg.seeds}; precision, recall and F1 are "
-            "macro averages over classes; mean ± standard deviation over seeds.\n", summary_markdown(summary), ""]
+    text = [
+        f"# {cfg.name}\n",
+        f"{cfg.data.name}: {cfg.sample.describe()}, seeds {cfg.seeds}; precision, recall and F1 are "
+        "macro averages over classes; mean ± standard deviation over seeds.\n",
+        summary_markdown(summary),
+        "",
+    ]
     for label, report in reports.items():
         if report.confused_pairs:
             pairs = "; ".join(f"{t} -> {p} ({n})" for t, p, n in report.confused_pairs[:5])

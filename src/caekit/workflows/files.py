@@ -38,8 +38,10 @@ def check_outputs(inputs: Sequence[str | Path], outputs: Sequence[Path]) -> None
         if target in given:
             raise ConfigError(f"'{out}' is one of the input images: choose another --out folder")
         if target in seen:
-            raise ConfigError(f"two outputs would both be written to '{out}' (inputs with the same name in different "
-                              "folders or with different extensions): run them in separate calls")
+            raise ConfigError(
+                f"two outputs would both be written to '{out}' (inputs with the same name in different "
+                "folders or with different extensions): run them in separate calls"
+            )
         seen[target] = out
 
 
@@ -76,7 +78,9 @@ def _out(out: str | Path | None, run: str | Path, default: str) -> Path:
     return Path(out) if out is not None else inference.output_folder(run) / default
 
 
-def reconstruct_files(images: Sequence[str | Path], run: str | Path, out: str | Path | None = None, keep_size: bool = False) -> Written:
+def reconstruct_files(
+    images: Sequence[str | Path], run: str | Path, out: str | Path | None = None, keep_size: bool = False
+) -> Written:
     """Reconstruct image files: ``<name>.png`` each, at the model's size (or, with ``keep_size``, at the input's), and
     ``comparison.png`` (originals above reconstructions); ``out`` defaults to ``reconstructions/`` in the run folder."""
     folder = _out(out, run, "reconstructions")
@@ -87,13 +91,23 @@ def reconstruct_files(images: Sequence[str | Path], run: str | Path, out: str | 
     outputs = inference.reconstruct(model, originals)
     folder.mkdir(parents=True, exist_ok=True)
     fit = (meta.get("data") or {}).get("fit", "pad")
-    written = [inference.save_png(inference.unfit(image, fit, header_size(Path(path)) or tuple(image.shape[:0:-1])) if keep_size else image, target)
-               for image, path, target in zip(outputs, images, targets)]
+    written = [
+        inference.save_png(
+            inference.unfit(image, fit, header_size(Path(path)) or tuple(image.shape[:0:-1])) if keep_size else image, target
+        )
+        for image, path, target in zip(outputs, images, targets)
+    ]
     return Written(written, "reconstructions", viz.reconstructions(to_unit(originals), outputs, targets[-1]), folder)
 
 
-def denoise_files(images: Sequence[str | Path], run: str | Path, out: str | Path | None = None, add_noise: str | None = None,
-                  level: float = 0.3, seed: int = 0) -> Written:
+def denoise_files(
+    images: Sequence[str | Path],
+    run: str | Path,
+    out: str | Path | None = None,
+    add_noise: str | None = None,
+    level: float = 0.3,
+    seed: int = 0,
+) -> Written:
     """Clean image files with a denoising model into ``out/<name>.png``; with ``add_noise`` corrupt them first
     (kept as ``<name>_noisy.png``); ``out`` defaults to ``denoised/`` in the run folder."""
     folder = _out(out, run, "denoised")
@@ -112,12 +126,22 @@ def denoise_files(images: Sequence[str | Path], run: str | Path, out: str | Path
         for image, path in zip(inputs, noisy_targets):
             inference.save_png(image, path)
     written = [inference.save_png(image, path) for image, path in zip(outputs, targets)]
-    return Written(written, "denoised images", viz.image_rows([(label, batch[:16]) for label, batch in rows], folder / "comparison.png"),
-                   folder)
+    return Written(
+        written,
+        "denoised images",
+        viz.image_rows([(label, batch[:16]) for label, batch in rows], folder / "comparison.png"),
+        folder,
+    )
 
 
-def sample_files(run: str | Path, count: int = 64, labels: list[int] | None = None, out: str | Path | None = None, seed: int = 0,
-                 image_dir: str | Path | None = None) -> Path:
+def sample_files(
+    run: str | Path,
+    count: int = 64,
+    labels: list[int] | None = None,
+    out: str | Path | None = None,
+    seed: int = 0,
+    image_dir: str | Path | None = None,
+) -> Path:
     """Samples of a trained VAE/DCGAN as a grid picture (default ``samples-seed<N>.png`` in the run folder) and, with
     ``image_dir``, one PNG each."""
     model, _ = inference.load(run)
@@ -160,8 +184,9 @@ def _suffix(split: str, dataset: str | None) -> str:
     return f"-{dataset}-{split}" if dataset else f"-{split}"
 
 
-def encode_split(run: str | Path, out: str | Path | None = None, split: str = "test", dataset: str | None = None,
-                 data_root: str | None = None) -> Encoded:
+def encode_split(
+    run: str | Path, out: str | Path | None = None, split: str = "test", dataset: str | None = None, data_root: str | None = None
+) -> Encoded:
     """Codes of a split (the run's own, or another dataset's) as .npz (``codes``, ``labels``, ``classes``) or .npy;
     default ``codes-<split>.npz`` in the run folder."""
     path = _out(out, run, f"codes{_suffix(split, dataset)}.npz")
@@ -176,9 +201,18 @@ def encode_split(run: str | Path, out: str | Path | None = None, split: str = "t
     return Encoded(codes, path, len(data))
 
 
-def embed_split(run: str | Path, out: str | Path | None = None, split: str = "test", dataset: str | None = None,
-                data_root: str | None = None, methods: tuple[str, ...] = ("tsne", "pca"), max_points: int | None = 5000,
-                projector: bool = True, thumbnails: int = 0, seed: int = 0) -> Any:
+def embed_split(
+    run: str | Path,
+    out: str | Path | None = None,
+    split: str = "test",
+    dataset: str | None = None,
+    data_root: str | None = None,
+    methods: tuple[str, ...] = ("tsne", "pca"),
+    max_points: int | None = 5000,
+    projector: bool = True,
+    thumbnails: int = 0,
+    seed: int = 0,
+) -> Any:
     """t-SNE/PCA maps and the TensorBoard projector bundle of a split's codes (``caekit.evaluate.embed.embed``), by
     default in ``embedding/`` of the run folder (``embedding-<split>/`` for another split)."""
     from caekit.evaluate.embed import embed
@@ -189,9 +223,18 @@ def embed_split(run: str | Path, out: str | Path | None = None, split: str = "te
     return embed(model, data, folder, methods, max_points, projector, thumbnails, seed)
 
 
-def cluster_split(run: str | Path, split: str = "test", dataset: str | None = None, data_root: str | None = None,
-                  methods: tuple[str, ...] = ("kmeans", "agglomerative"), k: int | None = None, max_points: int = 5000,
-                  pca_dims: int = 50, seed: int = 0, out: str | Path | None = None) -> tuple[str, int, Path]:
+def cluster_split(
+    run: str | Path,
+    split: str = "test",
+    dataset: str | None = None,
+    data_root: str | None = None,
+    methods: tuple[str, ...] = ("kmeans", "agglomerative"),
+    k: int | None = None,
+    max_points: int = 5000,
+    pca_dims: int = 50,
+    seed: int = 0,
+    out: str | Path | None = None,
+) -> tuple[str, int, Path]:
     """Cluster a split's codes, raw pixels and PCA of pixels: the Markdown table (NMI, ARI, accuracy), the number of
     images, and the file it was written to (default ``clusters-<split>.md`` in the run folder)."""
     from caekit.data.splits import split as hold_out
@@ -209,7 +252,9 @@ def cluster_split(run: str | Path, split: str = "test", dataset: str | None = No
     return table, len(data), path
 
 
-def segment_files(images: Sequence[str | Path], run: str | Path, out: str | Path | None = None, masks: str | Path | None = None) -> Written:
+def segment_files(
+    images: Sequence[str | Path], run: str | Path, out: str | Path | None = None, masks: str | Path | None = None
+) -> Written:
     """Segment image files at their own size: ``NAME_mask.png`` (class indices), ``NAME_overlay.png`` and
     ``overlays.png``; with ``masks`` (ground truth named like the images) also ``scores.json`` and ``iou.png``.
     ``out`` defaults to ``segmentations/`` in the run folder."""
@@ -230,8 +275,9 @@ def segment_files(images: Sequence[str | Path], run: str | Path, out: str | Path
         image = inference.read_file(path, channels)
         pred = inference.segment(model, image)
         written.append(inference.save_png(pred.byte().numpy(), folder / f"{stem}_mask.png"))
-        inference.save_png((pixviz.overlay(to_unit(image), pred, count) * 255).round().astype(np.uint8),
-                           folder / f"{stem}_overlay.png")
+        inference.save_png(
+            (pixviz.overlay(to_unit(image), pred, count) * 255).round().astype(np.uint8), folder / f"{stem}_overlay.png"
+        )
         if masks is not None:
             truth = _truth_mask(Path(masks), stem, pred)
             confusion += confusion_matrix(pred, truth, count)
@@ -240,8 +286,13 @@ def segment_files(images: Sequence[str | Path], run: str | Path, out: str | Path
         predictions.append(pred)
     overlays: Path | str = f"{len(images)} overlays"
     if len({tuple(i.shape) for i in pictures}) == 1:
-        overlays = pixviz.segmentation_overlays(torch.stack(pictures[:8]), torch.stack(predictions[:8]),
-                                                          folder / "overlays.png", names, torch.stack(truths[:8]) if truths else None)
+        overlays = pixviz.segmentation_overlays(
+            torch.stack(pictures[:8]),
+            torch.stack(predictions[:8]),
+            folder / "overlays.png",
+            names,
+            torch.stack(truths[:8]) if truths else None,
+        )
     if masks is not None:
         from caekit.evaluate.segmentation import SegmentationScores
 
@@ -283,8 +334,9 @@ def upscale_files(images: Sequence[str | Path], run: str | Path, out: str | Path
         outputs.append(output)
     picture: Path | str = "no comparison (the images differ in size)"
     if len({tuple(i.shape) for i in lows}) == 1:
-        picture = pixviz.superres_rows(torch.stack(lows), torch.stack(bases), torch.stack(outputs), None,
-                                       folder / "comparison.png", title=f"x{scale}")
+        picture = pixviz.superres_rows(
+            torch.stack(lows), torch.stack(bases), torch.stack(outputs), None, folder / "comparison.png", title=f"x{scale}"
+        )
     return Written(written, f"images upscaled x{scale}", picture, folder)
 
 

@@ -23,9 +23,13 @@ class StackedResult:
     stage_tests: list[dict[str, float]]
 
 
-def train_stacked(config: RunConfig | dict[str, Any] | str | Path, stages: list[dict[str, Any]] | None = None,
-                  stage_epochs: int | None = None, finetune_epochs: int | None = None,
-                  overrides: dict[str, Any] | list[str] | None = None) -> StackedResult:
+def train_stacked(
+    config: RunConfig | dict[str, Any] | str | Path,
+    stages: list[dict[str, Any]] | None = None,
+    stage_epochs: int | None = None,
+    finetune_epochs: int | None = None,
+    overrides: dict[str, Any] | list[str] | None = None,
+) -> StackedResult:
     """Greedy layer-wise training: stage k learns to reconstruct the frozen codes of stages < k (one run each),
     then the stacked encoders and decoders are fine-tuned end to end (``finetune_epochs`` 0 skips it).
 
@@ -35,7 +39,9 @@ def train_stacked(config: RunConfig | dict[str, Any] | str | Path, stages: list[
     resolved = resolve_config(config, overrides)
     stages = stages or resolved.model.args.get("stages")
     if not stages:
-        raise ConfigError("greedy stacking needs model.args.stages (or stages), e.g. [{type: fc, units: 256}, {type: fc, units: 64}]")
+        raise ConfigError(
+            "greedy stacking needs model.args.stages (or stages), e.g. [{type: fc, units: 256}, {type: fc, units: 64}]"
+        )
     base = resolved.model_dump(mode="json")
     name = base.get("name") or "stacked"
     init: str | None = None
