@@ -114,6 +114,7 @@ class TrainConfig(StrictModel):
     batch_size: PositiveInt = 64
     seed: int = Field(default=0, ge=0, lt=2**31)
     scheduler: Literal["none", "cosine", "step", "plateau"] = "none"
+    warmup_epochs: int = Field(default=0, ge=0, le=1_000_000)  # a linear warm-up of the learning rate before the schedule
     step_size: PositiveInt = 10
     gamma: float = Field(default=0.1, gt=0, le=10)  # the step and plateau schedules multiply the rate by it
     patience: PositiveInt | None = None

@@ -11,6 +11,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -38,12 +39,50 @@ SCHEDULE_FIELDS = ("scheduler", "step_size", "gamma")
 
 
 def schedule_settings(config: TrainConfig) -> dict[str, Any]:
-    """The settings a restored scheduler state depends on (cosine: also the number of epochs, its period)."""
-    fields = [*SCHEDULE_FIELDS, *(["epochs"] if config.scheduler == "cosine" else [])]
+    """The settings a restored scheduler state depends on (cosine and warm-up: also the number of epochs)."""
+    fields = [*SCHEDULE_FIELDS, *(["warmup_epochs"] if config.warmup_epochs else [])]
+    fields += ["epochs"] if config.scheduler == "cosine" or config.warmup_epochs else []
     return {field: getattr(config, field) for field in fields}
 
 
+def lr_factor(
+    epoch: int, hold: int, warmup: int, epochs: int, scheduler: str, step_size: int, gamma: float, scale: float = 1.0
+) -> float:
+    """The learning-rate multiplier of one parameter group in ``epoch``: 0 while the group is held (a linear-probe
+    start), then a linear warm-up over ``warmup`` epochs, then the schedule (cosine to zero at the last epoch, or
+    steps), times the group's ``scale`` (layer-wise decay)."""
+    start = epoch - hold
+    if start < 0:
+        return 0.0
+    if start < warmup:
+        return scale * (start + 1) / warmup
+    done = start - warmup
+    if scheduler == "cosine":
+        return scale * 0.5 * (1 + math.cos(math.pi * done / max(1, epochs - hold - warmup)))
+    if scheduler == "step":
+        return scale * gamma ** (done // step_size)
+    return scale
+
+
 def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> Any:
+    groups = optimizer.param_groups
+    if config.warmup_epochs or any(g.get("hold_epochs", 0) or g.get("lr_scale", 1.0) != 1.0 for g in groups):
+        if config.scheduler == "plateau":
+            raise ConfigError("warm-up, held or scaled parameter groups need a fixed schedule: none, cosine or step")
+        factors: list[Callable[[int], float]] = [
+            partial(
+                lr_factor,
+                hold=int(g.get("hold_epochs", 0)),
+                warmup=config.warmup_epochs,
+                epochs=config.epochs,
+                scheduler=config.scheduler,
+                step_size=config.step_size,
+                gamma=config.gamma,
+                scale=float(g.get("lr_scale", 1.0)),
+            )
+            for g in groups
+        ]
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
     if config.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     if config.scheduler == "step":

@@ -180,6 +180,7 @@ class Reconstruct(Objective):
 # Objectives of the other areas live in their own modules and register themselves when imported.
 OBJECTIVE_MODULES = (
     "caekit.training.denoise",
+    "caekit.training.masked",
     "caekit.training.stage",
     "caekit.training.vae",
     "caekit.training.gan",

@@ -6,6 +6,10 @@ equally often. Fine-tuning: ``encoder_lr`` gives the encoder parameters of an ``
 learning rate (the head keeps the run's), as a torch parameter group of the one optimiser; ``l2_sp`` (Li et al.
 2018, "Explicit inductive bias for transfer learning") replaces the encoder's weight decay by a pull towards its
 weights at the start of training, so regularisation keeps the pre-trained features instead of shrinking them to zero.
+``layer_decay`` (BEiT's layer-wise learning-rate decay) scales the rate of the encoder's k-th layer from the top by
+``layer_decay ** k``, so the early, general layers move least; ``linear_probe_epochs`` holds the encoder still for
+that many epochs while the head learns (LP-FT, Kumar et al. 2022), then trains everything (with ``train.warmup_epochs``
+the encoder warms up again when it starts).
 """
 
 from __future__ import annotations
@@ -40,6 +44,20 @@ def balanced_sample_weights(labels: Tensor, num_classes: int) -> Tensor:
     return 1.0 / counts[labels]
 
 
+def layer_depths(encoder: nn.Module) -> list[list[nn.Parameter]]:
+    """The encoder's trainable parameters by layer, first layer first: each convolution or linear layer starts a
+    layer; a normalisation layer's parameters belong to the layer before it."""
+    layers: list[list[nn.Parameter]] = []
+    for module in encoder.modules():
+        own = [p for p in module.parameters(recurse=False) if p.requires_grad]
+        if not own:
+            continue
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) or not layers:
+            layers.append([])
+        layers[-1].extend(own)
+    return layers
+
+
 @register_objective("classify")
 class Classify(Objective):
     """Cross-entropy on ``label``; validation reports loss and accuracy per image."""
@@ -52,6 +70,8 @@ class Classify(Objective):
         l2_sp: float | None = None,
         label_smoothing: float = 0.0,
         monitor: str = "accuracy",
+        layer_decay: float | None = None,
+        linear_probe_epochs: int = 0,
     ) -> None:
         if isinstance(class_weights, str) and class_weights != "balanced":
             raise ConfigError(f"class_weights is 'balanced' or a list of numbers, not '{class_weights}'")
@@ -61,6 +81,13 @@ class Classify(Objective):
             raise ConfigError("encoder_lr must be positive (freeze the encoder with mode: linear or mlp instead)")
         if l2_sp is not None and l2_sp < 0:
             raise ConfigError("l2_sp must be zero or positive")
+        if layer_decay is not None and not 0 < layer_decay <= 1:
+            raise ConfigError(f"layer_decay scales each lower layer's rate; it lies in (0, 1], got {layer_decay}")
+        if linear_probe_epochs < 0:
+            raise ConfigError(f"linear_probe_epochs must be zero or positive, got {linear_probe_epochs}")
+        if not 0 <= label_smoothing < 1:
+            raise ConfigError(f"label_smoothing lies in [0, 1), got {label_smoothing}")
+        self.layer_decay, self.linear_probe_epochs = layer_decay, linear_probe_epochs
         self.class_weights = class_weights
         self.balanced_sampling = balanced_sampling
         self.encoder_lr = encoder_lr
@@ -87,24 +114,29 @@ class Classify(Objective):
 
     def param_groups(self, model: nn.Module) -> dict[str, Iterable[Any]]:
         # One optimiser whose torch parameter groups carry their own settings: the head's group first, so the
-        # engine's logged ``lr`` is the head's.
+        # engine's logged ``lr`` is the head's. ``lr_scale`` and ``hold_epochs`` are read by the engine's schedule.
         inner = unwrap(model)
-        if self.encoder_lr is None and self.l2_sp is None:
+        if self.encoder_lr is None and self.l2_sp is None and self.layer_decay is None and not self.linear_probe_epochs:
             return super().param_groups(model)
         if not hasattr(inner, "parameter_groups"):
-            raise ConfigError(f"encoder_lr and l2_sp need an encoder classifier; {type(inner).__name__} has no encoder")
+            raise ConfigError(
+                "encoder_lr, l2_sp, layer_decay and linear_probe_epochs need an encoder classifier; "
+                f"{type(inner).__name__} has no encoder"
+            )
         groups = cast("EncoderClassifier", inner).parameter_groups()
         torch_groups: list[dict[str, Any]] = [{"params": groups["head"]}] if "head" in groups else []
         if "encoder" in groups:
-            encoder: dict[str, Any] = {"params": groups["encoder"]}
+            settings: dict[str, Any] = {"hold_epochs": self.linear_probe_epochs}
             if self.encoder_lr is not None:
-                encoder["lr"] = self.encoder_lr
+                settings["lr"] = self.encoder_lr
             if self.l2_sp is not None:
                 # The engine builds its optimiser before a resume loads the checkpoint, so these are the weights
                 # the classifier started from (the pre-trained encoder), also when a run is resumed.
-                encoder["weight_decay"] = 0.0
+                settings["weight_decay"] = 0.0
                 self._anchors = [(p, p.detach().clone()) for p in groups["encoder"]]
-            torch_groups.append(encoder)
+            layers = layer_depths(cast(nn.Module, inner.encoder)) if self.layer_decay is not None else [groups["encoder"]]
+            for k, params in enumerate(reversed(layers), start=1 if self.layer_decay is not None else 0):
+                torch_groups.append({"params": params, **settings, "lr_scale": (self.layer_decay or 1.0) ** k})
         return {"model": torch_groups}
 
     def _criterion_weights(self, device: torch.device) -> Tensor | None:
@@ -135,4 +167,4 @@ class Classify(Objective):
         return {"loss": loss, "accuracy": (logits.argmax(1) == batch["label"]).float()}
 
 
-__all__ = ["Classify", "balanced_class_weights", "balanced_sample_weights"]
+__all__ = ["Classify", "balanced_class_weights", "balanced_sample_weights", "layer_depths"]

@@ -131,4 +131,31 @@ def comparison_bars(
     return _save(fig, path)
 
 
-__all__ = ["comparison_bars", "confusion_picture", "scatter"]
+def budget_curves(
+    rows: Sequence[dict], path: str | Path, unit: str, metrics: Sequence[str] = ("accuracy", "f1"), title: str | None = None
+) -> Path:
+    """One panel per metric: a line per model against the label budget (log scale), shaded mean ± std over seeds.
+
+    ``rows``: dicts with ``model``, ``budget``, ``<metric>_mean`` and ``<metric>_std`` (a comparison's summary).
+    """
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False)
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    for ax, metric in zip(axes[0], metrics):
+        for model in models:
+            mine = sorted((r for r in rows if r["model"] == model), key=lambda r: r["budget"])
+            x = np.array([r["budget"] for r in mine], dtype=float)
+            mean = np.array([r[f"{metric}_mean"] for r in mine])
+            std = np.array([r[f"{metric}_std"] for r in mine])
+            (line,) = ax.plot(x, mean, marker="o", markersize=3, label=model)
+            ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15, linewidth=0)
+        ax.set_xscale("log")
+        ax.set_xlabel(unit)
+        ax.set_ylabel(f"test {metric}" + (" (macro)" if metric in ("precision", "recall", "f1") else ""))
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+__all__ = ["budget_curves", "comparison_bars", "confusion_picture", "scatter"]

@@ -28,11 +28,11 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, PositiveInt, model_validator
 from torch import nn
 
 from caekit.checkpoint import read_meta
@@ -71,17 +71,44 @@ class PretrainConfig(StrictModel):
     val_fraction: float = Field(default=0.05, ge=0, lt=1)
 
 
+Fraction = Annotated[float, Field(gt=0, le=1)]
+
+
 class SampleConfig(StrictModel):
-    per_class: int | None = Field(default=None, gt=0)
-    fraction: float | None = Field(default=None, gt=0, le=1)
+    """The labelled sample: ``per_class`` images of each class, or a ``fraction``; a list of either is a label-budget
+    sweep (every model and seed at every budget)."""
+
+    per_class: PositiveInt | list[PositiveInt] | None = None
+    fraction: Fraction | list[Fraction] | None = None
 
     @model_validator(mode="after")
     def _one(self) -> SampleConfig:
         if (self.per_class is None) == (self.fraction is None):
             raise ValueError("give exactly one of per_class or fraction")
+        if (isinstance(self.per_class, list) and not self.per_class) or (isinstance(self.fraction, list) and not self.fraction):
+            raise ValueError("a budget list needs at least one budget")
         return self
 
+    def budgets(self) -> list[SampleConfig]:
+        """One sample config per budget, in the order given."""
+        if self.per_class is not None:
+            values = self.per_class if isinstance(self.per_class, list) else [self.per_class]
+            return [SampleConfig(per_class=v) for v in values]
+        values_f = self.fraction if isinstance(self.fraction, list) else [self.fraction]
+        return [SampleConfig(fraction=v) for v in values_f if v is not None]
+
+    @property
+    def value(self) -> float:
+        """The budget of a single-budget config: labels per class, or the fraction."""
+        value = self.per_class if self.per_class is not None else self.fraction
+        assert isinstance(value, (int, float)), "value is for a single budget; see budgets()"
+        return float(value)
+
     def describe(self) -> str:
+        if len(self.budgets()) > 1:
+            if self.per_class is not None:
+                return f"{', '.join(str(b.per_class) for b in self.budgets())} labels per class"
+            return f"{', '.join(f'{b.fraction:.0%}' for b in self.budgets())} of the labels"
         if self.per_class:
             return f"{self.per_class} labels per class"
         return "all labels" if self.fraction == 1 else f"{self.fraction:.0%} of the labels"
@@ -93,6 +120,7 @@ class EntryConfig(StrictModel):
     label: str
     model: ModelConfig
     pretrained: str | None = None  # a key of ``pretrain``: its run folder becomes the model's ``pretrained`` argument
+    paired_with: str | None = None  # another row's label: the table adds the paired difference (same sample, seed)
     augment: Literal["auto", "none", "digits", "natural"] | None = None  # overrides data.augment for this row
     objective: dict[str, Any] = Field(default_factory=dict)
     optim: dict[str, Any] = Field(default_factory=dict)
@@ -116,7 +144,10 @@ class CompareConfig(StrictModel):
 
     @model_validator(mode="after")
     def _references(self) -> CompareConfig:
+        labels = [entry.label for entry in self.models]
         for entry in self.models:
+            if entry.paired_with is not None and (entry.paired_with not in labels or entry.paired_with == entry.label):
+                raise ValueError(f"{entry.label}: paired_with names another row's label, one of: {', '.join(labels)}")
             if entry.pretrained is not None and entry.pretrained not in self.pretrain:
                 raise ValueError(f"model '{entry.label}' uses pretrained '{entry.pretrained}', which is not under pretrain:")
         labels = [e.label for e in self.models]
@@ -232,13 +263,77 @@ def pretrain(cfg: CompareConfig, key: str, full: ImageSet, folder: Path) -> Trai
     )
 
 
+def _train_sample(
+    cfg: CompareConfig,
+    budget: SampleConfig,
+    seed: int,
+    full: ImageSet,
+    test: ImageSet,
+    pretrained: dict[str, Path],
+    folder: Path,
+    pooled: dict[str, tuple[list[np.ndarray], list[np.ndarray]]],
+    name_budget: bool,
+    say: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """Draw the labelled sample of one budget and seed, train every model on it, score each on the test split."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the small-class warning is given once, for the first seed
+        sample = labelled_sample(full, budget.per_class, budget.fraction, seed)  # type: ignore[arg-type]
+    if seed == cfg.seeds[0]:
+        warn_small_classes(sample, 2, "a validation split of the labelled sample")
+    if cfg.val_fraction > 0:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            train, val = split(sample, cfg.val_fraction, seed)
+    else:
+        train, val = sample, None
+    rows = []
+    for entry in cfg.models:
+        model_cfg = entry.model
+        if entry.pretrained:
+            model_cfg = ModelConfig(name=model_cfg.name, args={**model_cfg.args, "pretrained": str(pretrained[entry.pretrained])})
+        train_cfg = _merged(cfg.train, {**entry.train, "seed": seed}, TrainConfig, f"{entry.label}: train")
+        optim_cfg = _merged(cfg.optim, entry.optim, OptimConfig, f"{entry.label}: optim")
+        objective_cfg = ObjectiveConfig(
+            name=entry.objective.get("name", cfg.objective.name), args={**cfg.objective.args, **entry.objective.get("args", {})}
+        )
+        data_cfg = cfg.data.model_copy(update={"augment": entry.augment}) if entry.augment else cfg.data
+        budget_part = f"-{_slug(budget.describe())}" if name_budget else ""
+        name = f"{_slug(entry.label)}{budget_part}-seed{seed}"
+        done = train_model(
+            model_cfg, objective_cfg, train_cfg, optim_cfg, data_cfg, train, val, folder / "runs", name, test, full_and_test(cfg)
+        )
+        predicted, _ = classify(done.model, test)
+        report = classification_report(test.labels.numpy(), predicted.numpy(), full.classes)
+        pooled[entry.label][0].append(test.labels.numpy())
+        pooled[entry.label][1].append(predicted.numpy())
+        row = {
+            "data": cfg.data.name,
+            "sample": budget.describe(),
+            "budget": budget.value,
+            "labelled": len(sample),
+            "model": entry.label,
+            "seed": seed,
+            **{m: report.summary()[m] for m in TABLE_METRICS},
+            "weighted_f1": report.weighted["f1"],
+            "epochs": len(done.history),
+            "seconds": round(done.seconds, 1),
+            "run": str(done.run.path),
+        }
+        rows.append(row)
+        say(
+            f"  {budget.describe()}, seed {seed}  {entry.label:32s} accuracy {row['accuracy']:.4f}  macro F1 {row['f1']:.4f}  ({done.seconds:.0f} s)"
+        )
+    return rows
+
+
 def run_compare(
     config: CompareConfig | str | Path | dict[str, Any],
     overrides: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = print,
 ) -> CompareResult:
     """Run the whole protocol and write the tables and pictures; returns them."""
-    from caekit.viz.representations import comparison_bars, confusion_picture
+    from caekit.viz.representations import budget_curves, comparison_bars, confusion_picture
 
     cfg = config if isinstance(config, CompareConfig) else load_compare_config(config, overrides)
     say = progress or (lambda _: None)
@@ -259,75 +354,25 @@ def run_compare(
         say(f"  {done.run.path} in {done.seconds:.0f} s")
 
     rows: list[dict[str, Any]] = []
-    pooled: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {e.label: ([], []) for e in cfg.models}
-    for seed in cfg.seeds:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the small-class warning is given once below, not per seed
-            sample = labelled_sample(full, cfg.sample.per_class, cfg.sample.fraction, seed)
-        if seed == cfg.seeds[0]:
-            warn_small_classes(sample, 2, "a validation split of the labelled sample")
-        if cfg.val_fraction > 0:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                train, val = split(sample, cfg.val_fraction, seed)
-        else:
-            train, val = sample, None
-        for entry in cfg.models:
-            model_cfg = entry.model
-            if entry.pretrained:
-                model_cfg = ModelConfig(
-                    name=model_cfg.name, args={**model_cfg.args, "pretrained": str(pretrained[entry.pretrained])}
-                )
-            train_cfg = _merged(cfg.train, {**entry.train, "seed": seed}, TrainConfig, f"{entry.label}: train")
-            optim_cfg = _merged(cfg.optim, entry.optim, OptimConfig, f"{entry.label}: optim")
-            objective_cfg = ObjectiveConfig(
-                name=entry.objective.get("name", cfg.objective.name),
-                args={**cfg.objective.args, **entry.objective.get("args", {})},
-            )
-            data_cfg = cfg.data.model_copy(update={"augment": entry.augment}) if entry.augment else cfg.data
-            done = train_model(
-                model_cfg,
-                objective_cfg,
-                train_cfg,
-                optim_cfg,
-                data_cfg,
-                train,
-                val,
-                folder / "runs",
-                f"{_slug(entry.label)}-seed{seed}",
-                test,
-                full_and_test(cfg),
-            )
-            predicted, _ = classify(done.model, test)
-            report = classification_report(test.labels.numpy(), predicted.numpy(), classes)
-            pooled[entry.label][0].append(test.labels.numpy())
-            pooled[entry.label][1].append(predicted.numpy())
-            row = {
-                "data": cfg.data.name,
-                "sample": cfg.sample.describe(),
-                "labelled": len(sample),
-                "model": entry.label,
-                "seed": seed,
-                **{m: report.summary()[m] for m in TABLE_METRICS},
-                "weighted_f1": report.weighted["f1"],
-                "epochs": len(done.history),
-                "seconds": round(done.seconds, 1),
-                "run": str(done.run.path),
-            }
-            rows.append(row)
-            say(
-                f"  seed {seed}  {entry.label:32s} accuracy {row['accuracy']:.4f}  macro F1 {row['f1']:.4f}  ({done.seconds:.0f} s)"
-            )
+    budgets = cfg.sample.budgets()
+    for budget in budgets:
+        # confusion matrices and per-class reports pool the seeds of the last budget
+        pooled: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {e.label: ([], []) for e in cfg.models}
+        for seed in cfg.seeds:
+            rows += _train_sample(cfg, budget, seed, full, test, pretrained, folder, pooled, len(budgets) > 1, say)
 
     reports = {label: classification_report(np.concatenate(t), np.concatenate(p), classes) for label, (t, p) in pooled.items()}
-    summary = summarise(rows)
+    summary = summarise(rows, {e.label: e.paired_with for e in cfg.models if e.paired_with})
     paths = write_tables(rows, summary, reports, cfg, folder)
+    last = [s for s in summary if s["sample"] == budgets[-1].describe()]
     paths["bars"] = comparison_bars(
-        summary,
-        folder / "bars.png",
-        ("accuracy", "f1"),
-        title=f"{cfg.data.name}, {cfg.sample.describe()}, {len(cfg.seeds)} seeds",
+        last, folder / "bars.png", ("accuracy", "f1"), title=f"{cfg.data.name}, {budgets[-1].describe()}, {len(cfg.seeds)} seeds"
     )
+    if len(budgets) > 1:
+        unit = "labels per class" if cfg.sample.per_class is not None else "share of the labels"
+        paths["budgets"] = budget_curves(
+            summary, folder / "budgets.png", unit, title=f"{cfg.data.name}, {len(cfg.seeds)} seeds (mean and spread)"
+        )
     for label, report in reports.items():
         paths[f"confusion:{label}"] = confusion_picture(
             report.confusion, classes, folder / f"confusion-{_slug(label)}.png", title=f"{label} ({cfg.data.name}, seeds pooled)"
@@ -385,25 +430,55 @@ def _slug(label: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
 
 
-def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and (sample) standard deviation over seeds of each metric, per model, in the order of first appearance."""
+def summarise(rows: list[dict[str, Any]], paired: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Mean and (sample) standard deviation over seeds of each metric, per sample and model, in the order of first
+    appearance. ``paired`` (row label -> its twin's label) adds, for accuracy and F1, the mean difference to the twin
+    over the seeds both ran (same sample, same seed) and its standard error."""
     out = []
-    for label in dict.fromkeys(r["model"] for r in rows):
-        mine = [r for r in rows if r["model"] == label]
-        entry: dict[str, Any] = {"data": mine[0]["data"], "sample": mine[0]["sample"], "model": label, "seeds": len(mine)}
+    for sample, label in dict.fromkeys((r["sample"], r["model"]) for r in rows):
+        mine = [r for r in rows if r["model"] == label and r["sample"] == sample]
+        entry: dict[str, Any] = {
+            "data": mine[0]["data"],
+            "sample": sample,
+            "budget": mine[0].get("budget"),
+            "model": label,
+            "seeds": len(mine),
+        }
         for metric in (*TABLE_METRICS, "weighted_f1", "seconds"):
             values = np.array([r[metric] for r in mine], dtype=np.float64)
             entry[f"{metric}_mean"] = float(values.mean())
             entry[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        twin = (paired or {}).get(label)
+        if twin is not None:
+            theirs = {r["seed"]: r for r in rows if r["model"] == twin and r["sample"] == sample}
+            both = [r for r in mine if r["seed"] in theirs]
+            entry["paired_with"] = twin
+            for metric in ("accuracy", "f1"):
+                diffs = np.array([r[metric] - theirs[r["seed"]][metric] for r in both], dtype=np.float64)
+                entry[f"{metric}_diff_mean"] = float(diffs.mean()) if len(diffs) else float("nan")
+                se = diffs.std(ddof=1) / np.sqrt(len(diffs)) if len(diffs) > 1 else float("nan")
+                entry[f"{metric}_diff_se"] = float(se)
         out.append(entry)
     return out
 
 
 def summary_markdown(summary: list[dict[str, Any]]) -> str:
-    lines = ["| data | sample | model | accuracy | precision | recall | F1 | seeds |", "|---|---|---|---|---|---|---|---|"]
+    paired = any("paired_with" in s for s in summary)
+    extra = " Δ accuracy (paired) |" if paired else ""
+    lines = [
+        f"| data | sample | model | accuracy | precision | recall | F1 | seeds |{extra}",
+        "|---|---|---|---|---|---|---|---|" + ("---|" if paired else ""),
+    ]
     for s in summary:
         cells = " | ".join(f"{s[f'{m}_mean']:.4f} ± {s[f'{m}_std']:.4f}" for m in TABLE_METRICS)
-        lines.append(f"| {s['data']} | {s['sample']} | {s['model']} | {cells} | {s['seeds']} |")
+        diff = ""
+        if paired:
+            diff = (
+                f" {100 * s['accuracy_diff_mean']:+.2f} ± {100 * s['accuracy_diff_se']:.2f} pt vs {s['paired_with']} |"
+                if "paired_with" in s
+                else " |"
+            )
+        lines.append(f"| {s['data']} | {s['sample']} | {s['model']} | {cells} | {s['seeds']} |{diff}")
     return "\n".join(lines)
 
 
@@ -428,7 +503,8 @@ def write_tables(
     text = [
         f"# {cfg.name}\n",
         f"{cfg.data.name}: {cfg.sample.describe()}, seeds {cfg.seeds}; precision, recall and F1 are "
-        "macro averages over classes; mean ± standard deviation over seeds.\n",
+        "macro averages over classes; mean ± standard deviation over seeds; a paired difference is the mean over "
+        "seeds of (row - its twin) on the same sample, ± its standard error.\n",
         summary_markdown(summary),
         "",
     ]
