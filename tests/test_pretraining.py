@@ -163,6 +163,7 @@ def test_label_budget_sweep_on_digits(tmp_path: Path) -> None:
             "seeds": [0, 1],
             "val_fraction": 0.2,
             "test_limit": 150,
+            "min_steps": 20,
             "pretrain": {
                 "masked": {
                     "model": {"name": "cae28", "args": {"upsample": "nearest"}},
@@ -189,6 +190,8 @@ def test_label_budget_sweep_on_digits(tmp_path: Path) -> None:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 * 2 * 2
     assert sorted({int(r["labelled"]) for r in rows}) == [30, 100]
+    epochs = {r["sample"]: int(r["epochs"]) for r in rows}  # min_steps: the smaller sample trains for more epochs
+    assert epochs["3 labels per class"] > epochs["10 labels per class"] >= 2
     summary = {(s["sample"], s["model"]): s for s in result.summary}
     assert len(summary) == 4
     for budget in ("3 labels per class", "10 labels per class"):

@@ -7,7 +7,6 @@ sample shows and how confidently, which detects mode collapse (missing classes).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -37,30 +36,69 @@ def elbo_and_nll(
     log p(x) ~= logsumexp_i [log p(x|z_i) + log p(z_i) - log q(z_i|x)] - log k, z_i ~ q(z|x). It is a lower bound
     that tightens as k grows; ``nll`` is its negative. ``binarisation`` must match the data the model was fitted to.
     """
+    from caekit.models.vae import importance_log_weights, iwae_bound
+
     model = cast("ConvVAE", model)
     model.eval()
     device = next(model.parameters()).device
     gen = seeded(seed)
     elbos, lls = [], []
-    log2pi = math.log(2 * math.pi)
     for start in range(0, len(data), batch_size):
         x = binarise(data.unit_images(start, start + batch_size), binarisation, gen).to(device)
         labels = data.labels[start : start + batch_size].to(device) if getattr(model, "num_classes", 0) else None
-        mean, logvar = model.posterior(x, labels)
-        std = torch.exp(0.5 * logvar)
-        weights = []
-        for _ in range(k):
-            eps = torch.randn(mean.shape, generator=gen).to(device)
-            z = mean + std * eps
-            log_px = model.log_likelihood(model.decode_raw(z, labels), x)
-            log_pz = -0.5 * (z.pow(2) + log2pi).sum(1)
-            log_qz = -0.5 * (eps.pow(2) + logvar + log2pi).sum(1)
-            weights.append(log_px + log_pz - log_qz)
-        w = torch.stack(weights)  # [k, N]
+        # in chunks of at most 100 draws, so k = 5000 fits in memory; the bound pools all k weights
+        chunks = [importance_log_weights(model, x, labels, min(100, k - done), gen) for done in range(0, k, 100)]
+        w = torch.cat(chunks)  # [k, N]
         elbos.append(w.mean(0).cpu())
-        lls.append((torch.logsumexp(w, 0) - math.log(k)).cpu())
+        lls.append(iwae_bound(w).cpu())
     elbo, ll = torch.cat(elbos), torch.cat(lls)
     return {"elbo": elbo.mean().item(), "nll": -ll.mean().item(), "k": k, "images": len(data)}
+
+
+# --------------------------------------------------------------------------------------------- sample quality
+
+
+def frechet_distance(first: np.ndarray, second: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets ([N, D] each; FID's formula):
+    |m1 - m2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)). The trace of the square root is taken from the eigenvalues of
+    S1^(1/2) S2 S1^(1/2), which is symmetric, so no complex square root of a non-symmetric matrix is needed."""
+    a, b = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
+        raise ConfigError(f"Fréchet distance needs two [N, D] feature sets with N >= 2, got {a.shape} and {b.shape}")
+    mean_a, mean_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False).reshape(a.shape[1], -1), np.cov(b, rowvar=False).reshape(b.shape[1], -1)
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(values.clip(min=0))) @ vectors.T
+    middle = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    trace_root = np.sqrt(middle.clip(min=0)).sum()
+    return float(((mean_a - mean_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root)
+
+
+def precision_recall(real: Tensor, fake: Tensor, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019) of ``fake`` against ``real`` features ([N, D]):
+    each set's manifold is the union of balls around its points reaching their k-th nearest neighbour; precision is
+    the share of fake points inside the real manifold, recall the share of real points inside the fake one."""
+
+    def radii(points: Tensor) -> Tensor:
+        return torch.cdist(points, points).kthvalue(k + 1, dim=1).values  # the 1st neighbour is the point itself
+
+    def inside(points: Tensor, centres: Tensor, reach: Tensor) -> float:
+        return (torch.cdist(points, centres) <= reach[None, :]).any(1).float().mean().item()
+
+    real, fake = real.double(), fake.double()
+    if min(len(real), len(fake)) <= k:
+        raise ConfigError(f"precision/recall with k = {k} needs more than {k} points in each set")
+    return inside(fake, real, radii(real)), inside(real, fake, radii(fake))
+
+
+@torch.no_grad()
+def judge_features(judge: JudgeCNN, images: Tensor, batch_size: int = 500) -> Tensor:
+    """The judge's penultimate activations (float images [N, C, H, W] in [0, 1]): the feature space of the Fréchet
+    distance and of precision/recall here, since there is no ImageNet Inception network offline."""
+    judge.eval()
+    device = next(judge.parameters()).device
+    trunk = nn.Sequential(*judge.features, *list(judge.head)[:-1])
+    return torch.cat([trunk(images[i : i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)])
 
 
 # --------------------------------------------------------------------------------------------- the judge classifier

@@ -8,6 +8,7 @@ log-variance). ``forward`` returns the decoder's mean for the posterior mean, so
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -166,6 +167,42 @@ class ConvVAE(nn.Module):
         if self.num_classes and labels is None:
             raise ConfigError("a conditional VAE reconstructs only with labels; use model.decode(z, labels)")
         return self.decode(self.posterior(x, labels)[0], labels)
+
+
+class LatentVariableModel(Protocol):
+    """What importance sampling needs of a VAE: q(z|x), the decoder's raw output and log p(x|z)."""
+
+    def posterior(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]: ...
+    def decode_raw(self, z: Tensor, labels: Tensor | None = None) -> Tensor: ...
+    def log_likelihood(self, raw: Tensor, x: Tensor) -> Tensor: ...
+
+
+def importance_log_weights(
+    model: LatentVariableModel, x: Tensor, labels: Tensor | None, k: int, generator: torch.Generator | None = None
+) -> Tensor:
+    """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x) for k draws z_i ~ q(z|x) (reparameterised, so gradients
+    flow), as [k, N]; p(z) is the standard normal. ``logsumexp(w, 0) - log k`` is the IWAE bound on log p(x)."""
+    mean, logvar = model.posterior(x, labels)
+    mean, logvar = mean.float(), logvar.float()
+    std = torch.exp(0.5 * logvar)
+    log2pi = math.log(2 * math.pi)
+    weights = []
+    for _ in range(k):
+        if generator is None:
+            eps = torch.randn_like(mean)
+        else:
+            eps = torch.randn(mean.shape, generator=generator, device=generator.device).to(mean.device)
+        z = mean + std * eps
+        log_px = model.log_likelihood(model.decode_raw(z, labels), x)
+        log_pz = -0.5 * (z.pow(2) + log2pi).sum(1)
+        log_qz = -0.5 * (eps.pow(2) + logvar + log2pi).sum(1)
+        weights.append(log_px + log_pz - log_qz)
+    return torch.stack(weights)
+
+
+def iwae_bound(log_weights: Tensor) -> Tensor:
+    """The importance-weighted bound on log p(x) per image (Burda et al. 2016): log of the mean of the k weights."""
+    return torch.logsumexp(log_weights, 0) - math.log(log_weights.shape[0])
 
 
 def kl_standard_normal(mean: Tensor, logvar: Tensor) -> Tensor:

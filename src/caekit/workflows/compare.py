@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 import warnings
 from collections.abc import Callable
@@ -136,6 +137,8 @@ class CompareConfig(StrictModel):
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     val_fraction: float = Field(default=0.1, ge=0, lt=1)  # of each labelled sample, to pick the best epoch
     test_limit: int | None = Field(default=None, gt=0)
+    # every classifier takes at least this many optimiser steps: a small label budget gets more epochs, not fewer steps
+    min_steps: int | None = Field(default=None, gt=0, le=10_000_000)
     pretrain: dict[str, PretrainConfig] = Field(default_factory=dict)
     objective: ObjectiveConfig = Field(default_factory=lambda: ObjectiveConfig(name="classify"))
     optim: OptimConfig = Field(default_factory=OptimConfig)
@@ -293,6 +296,9 @@ def _train_sample(
         if entry.pretrained:
             model_cfg = ModelConfig(name=model_cfg.name, args={**model_cfg.args, "pretrained": str(pretrained[entry.pretrained])})
         train_cfg = _merged(cfg.train, {**entry.train, "seed": seed}, TrainConfig, f"{entry.label}: train")
+        if cfg.min_steps:
+            steps_per_epoch = math.ceil(len(train) / train_cfg.batch_size)
+            train_cfg.epochs = max(train_cfg.epochs, math.ceil(cfg.min_steps / steps_per_epoch))
         optim_cfg = _merged(cfg.optim, entry.optim, OptimConfig, f"{entry.label}: optim")
         objective_cfg = ObjectiveConfig(
             name=entry.objective.get("name", cfg.objective.name), args={**cfg.objective.args, **entry.objective.get("args", {})}
@@ -473,11 +479,11 @@ def summary_markdown(summary: list[dict[str, Any]]) -> str:
         cells = " | ".join(f"{s[f'{m}_mean']:.4f} ± {s[f'{m}_std']:.4f}" for m in TABLE_METRICS)
         diff = ""
         if paired:
-            diff = (
-                f" {100 * s['accuracy_diff_mean']:+.2f} ± {100 * s['accuracy_diff_se']:.2f} pt vs {s['paired_with']} |"
-                if "paired_with" in s
-                else " |"
-            )
+            diff = " |"
+            if "paired_with" in s:
+                se = s["accuracy_diff_se"]
+                spread = f" ± {100 * se:.2f}" if np.isfinite(se) else " (one seed)"
+                diff = f" {100 * s['accuracy_diff_mean']:+.2f}{spread} pt vs {s['paired_with']} |"
         lines.append(f"| {s['data']} | {s['sample']} | {s['model']} | {cells} | {s['seeds']} |{diff}")
     return "\n".join(lines)
 
