@@ -1,5 +1,8 @@
-"""DCGAN on MNIST, judged by a separately trained CNN classifier: class coverage and confidence of 1,000 samples.
-A conditional model (``--model cdcgan``) is also scored on how often the judge agrees with the asked-for class.
+"""DCGAN on MNIST, judged by a separately trained CNN classifier: class coverage and confidence of its samples, and
+the Fréchet distance and improved precision/recall (k = 3) of their features against the real test images, in the
+judge's penultimate layer (no ImageNet Inception network offline: the same MNIST judge for every model); the real
+reference is as many real training images. A conditional model (``--model cdcgan``) is also scored on how often the
+judge agrees with the asked-for class. ``--score`` takes any runs that can sample (DCGAN, cDCGAN, VAE).
 
     nice -n 10 .venv/bin/python benchmarks/family_gan.py --limit 15000 --epochs 4 [--model cdcgan] [--width 64 --latent-dim 100] [--ema-decay 0.999] [--sngan] [--extra-layers 1] [--projection] [--minibatch-std] [--g-conditioning embedding]
     nice -n 10 .venv/bin/python benchmarks/family_gan.py --score RUN [RUN ...]     # judge runs trained before
@@ -17,7 +20,7 @@ from caekit.api import load, train
 from caekit.data.datasets import load_dataset
 from caekit.data.noise import seeded
 from caekit.data.splits import labelled_sample
-from caekit.evaluate.generative import classification_scores, sample_coverage
+from caekit.evaluate.generative import classification_scores, frechet_distance, judge_features, precision_recall, sample_coverage
 from caekit.viz.generative import coverage_bars
 from caekit.workflows.judge import train_classifier
 
@@ -26,7 +29,7 @@ OUT = Path(__file__).parent / "results" / "family"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default="/work/data")
+    parser.add_argument("--root", default="data")
     parser.add_argument("--limit", type=int, default=15000)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--judge-per-class", type=int, default=5000)
@@ -61,8 +64,10 @@ def main() -> None:
         f"judge: {args.judge_per_class * 10} MNIST train images, {args.judge_epochs} epochs, test accuracy {judge_scores['accuracy']:.4f}"
     )
     if args.score:
+        quality = [reference_quality(judge, real, test, args.samples)]
         for run in args.score:
-            score(load(run)[0], judge, test, args.samples, run)
+            quality.append(score(load(run)[0], judge, test, args.samples, run))
+        print_quality(quality, args.samples)
         return
     tag = "".join(
         [
@@ -105,11 +110,33 @@ def main() -> None:
     model = result.model.cpu()
     for picture in ("samples.png", "samples_per_epoch.png", "gan_curves.png"):
         shutil.copy(result.run.path / picture, OUT / f"{tag}_{picture}")
-    score(model, judge, test, args.samples, f"{args.model.upper()} samples", OUT / f"{tag}_coverage.png")
+    quality = score(model, judge, test, args.samples, f"{args.model.upper()} samples", OUT / f"{tag}_coverage.png")
+    print_quality([reference_quality(judge, real, test, args.samples), quality], args.samples)
 
 
-def score(model: torch.nn.Module, judge: torch.nn.Module, test, samples: int, name: str, picture: Path | None = None) -> None:
-    """The judge's view of ``samples`` generated images (and of as many real test images), as a Markdown table."""
+def quality_row(name: str, judge: torch.nn.Module, images: torch.Tensor, test) -> dict[str, object]:
+    """Fréchet distance and precision/recall of ``images`` against the real test images, in the judge's features."""
+    fake = judge_features(judge, images)
+    real = judge_features(judge, test.subset(list(range(min(len(images), len(test))))).unit_images())
+    precision, recall = precision_recall(real, fake, k=3)
+    return {"name": name, "fd": frechet_distance(real.numpy(), fake.numpy()), "precision": precision, "recall": recall}
+
+
+def reference_quality(judge: torch.nn.Module, real, test, samples: int) -> dict[str, object]:
+    """The same scores for real training images: the value a perfect generator would reach."""
+    picked = torch.randperm(len(real), generator=torch.Generator().manual_seed(3))[:samples]
+    return quality_row("real training images (reference)", judge, real.subset(picked.tolist()).unit_images(), test)
+
+
+def print_quality(rows: list[dict[str, object]], samples: int) -> None:
+    print(f"\n| {samples} images | Fréchet distance (judge features) | precision | recall |\n|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['name']} | {row['fd']:.2f} | {row['precision']:.3f} | {row['recall']:.3f} |")
+
+
+def score(model: torch.nn.Module, judge: torch.nn.Module, test, samples: int, name: str, picture: Path | None = None) -> dict:
+    """The judge's view of ``samples`` generated images (and of as many real test images), as a Markdown table;
+    returns their Fréchet distance and precision/recall."""
     images = model.sample(samples, generator=seeded(7))
     asked = torch.arange(samples) % 10 if model.num_classes else None  # sample() cycles through the classes
     cov = sample_coverage(judge, images, 10, labels=asked)
@@ -127,6 +154,7 @@ def score(model: torch.nn.Module, judge: torch.nn.Module, test, samples: int, na
             f"within-class spread (per-pixel std over the images of a class, mean over classes): samples "
             f"{within_class_spread(images, asked):.3f}, real test images {within_class_spread(real.unit_images(), real.labels):.3f}"
         )
+    return quality_row(name, judge, images, test)
 
 
 def within_class_spread(images: torch.Tensor, labels: torch.Tensor) -> float:

@@ -125,3 +125,24 @@ def test_pages_render_in_headless_chromium(runs: list[Path], tmp_path: Path) -> 
         assert browser.execute_script("return document.querySelectorAll('tr.best').length") == 1
     finally:
         browser.quit()
+
+
+def test_titled_painter_names_the_run_and_epoch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every picture an objective draws in a run says which run and which epoch's weights it shows."""
+    from caekit.viz import painter
+
+    seen: list[str | None] = []
+
+    def sample_grid(images: object, path: Path, title: str | None = None, columns: int = 8) -> Path:
+        seen.append(title)
+        return path
+
+    monkeypatch.setattr(painter, "sample_grid", sample_grid)
+    draw = painter.Titled("mnist-cae28, epoch 7")
+    draw.sample_grid(None, tmp_path / "a.png")
+    draw.sample_grid(None, tmp_path / "b.png", "samples from the prior")
+    draw.sample_grid(None, tmp_path / "c.png", title="samples", columns=4)
+    assert seen == ["mnist-cae28, epoch 7", "samples from the prior (mnist-cae28, epoch 7)", "samples (mnist-cae28, epoch 7)"]
+    assert draw.interpolation is painter.interpolation  # pictures without a title pass through
+    with pytest.raises(AttributeError):
+        draw.not_a_picture  # noqa: B018

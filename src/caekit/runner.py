@@ -259,7 +259,7 @@ def evaluate_run(path: str | Path, checkpoint: str = "best", split: str = "test"
     data = splits.test if split == "test" else splits.val
     if data is None:
         raise DataError(f"run '{run.path}' has no {split} split")
-    model, _ = load_trained(run.best_or_last() if checkpoint == "best" else run.checkpoint(checkpoint))
+    model, meta = load_trained(run.best_or_last() if checkpoint == "best" else run.checkpoint(checkpoint))
     objective = build_objective(cfg.objective.name, **cfg.objective.args)
     engine = engine_for(model, objective, cfg.train, cfg.optim)
     metrics = engine.evaluate(data)
@@ -268,20 +268,29 @@ def evaluate_run(path: str | Path, checkpoint: str = "best", split: str = "test"
     if distributed.current().is_main:
         write_results(run, objective, history, {split: metrics, "checkpoint": checkpoint})
         if pictures:
-            draw_run_pictures(run, engine.model.eval(), objective, splits, history)
+            epoch = meta.get("train_state", {}).get("epoch")
+            draw_run_pictures(run, engine.model.eval(), objective, splits, history, epoch if isinstance(epoch, int) else None)
     return metrics
 
 
 def draw_run_pictures(
-    run: RunFolder, model: nn.Module, objective: Objective, splits: Splits, history: list[dict[str, float]]
+    run: RunFolder,
+    model: nn.Module,
+    objective: Objective,
+    splits: Splits,
+    history: list[dict[str, float]],
+    epoch: int | None = None,
 ) -> list[Path]:
-    """curves.png, plus whatever the objective and the model can show (reconstructions, filters, feature maps)."""
+    """curves.png, plus whatever the objective and the model can show (reconstructions, filters, feature maps),
+    titled with the run and the epoch of the weights shown (default: the best epoch of ``history``)."""
     device = next(model.parameters()).device
     shown = next(part for part in (splits.test, splits.val, splits.train) if part is not None and len(part))
     picks = torch.linspace(0, len(shown) - 1, min(10, len(shown))).long()  # spread over the classes
     images = shown.subset(picks).unit_images().to(device)
     paths = [viz.curves(history, run.picture("curves.png"), title=run.path.name)] if history else []
-    paths += objective.pictures(model, images, run.path, painter)
+    epoch = epoch if epoch is not None else best_epoch(history, objective) if history else None
+    draw = painter.Titled(f"{run.path.name}, epoch {epoch}" if epoch else run.path.name)
+    paths += objective.pictures(model, images, run.path, draw)
     encoder = getattr(model, "encoder", None)
     first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
     if first_conv is not None:

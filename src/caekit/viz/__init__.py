@@ -33,6 +33,17 @@ def _save(fig: plt.Figure, path: str | Path) -> Path:
     return path
 
 
+def _scale_bar(fig: plt.Figure, axes: np.ndarray, cmap: str, label: str) -> None:
+    """One colour bar for a grid of images that are each scaled to their own range: 0 is an image's minimum."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    bar = fig.colorbar(ScalarMappable(Normalize(0, 1), cmap=cmap), ax=axes.ravel().tolist(), fraction=0.025, pad=0.02)
+    bar.set_ticks([0, 0.5, 1], labels=["min", "", "max"])
+    bar.ax.tick_params(labelsize=6)
+    bar.set_label(label, fontsize=7)
+
+
 def integer_epochs(ax: plt.Axes) -> None:
     """Whole-number ticks on an epoch axis (matplotlib would put ticks at 1.5, 2.5 for a short run)."""
     from matplotlib.ticker import MaxNLocator
@@ -118,10 +129,12 @@ def filters(weight: Tensor, path: str | Path, title: str = "first-layer filters"
             ax.set_title(str(i), fontsize=6, pad=1)
         else:
             ax.axis("off")
+    if w.shape[1] == 1:
+        _scale_bar(fig, axes, "gray", "each filter's own range")
     k = weight.shape[-1]
     fig.suptitle(
         f"{title}: {len(w)} of {k}x{k}, each scaled to its own min..max"
-        + ("" if weight.shape[1] == 3 else f" (mean of {weight.shape[1]} input channels)"),
+        + ("" if weight.shape[1] in (1, 3) else f" (mean of {weight.shape[1]} input channels)"),
         fontsize=9,
     )
     return _save(fig, path)
@@ -152,5 +165,6 @@ def feature_maps(image: Tensor, maps: list[tuple[str, Tensor]], path: str | Path
             va="center",
             fontsize=7,
         )
+    _scale_bar(fig, axes[1:], "viridis", "each channel's own range")
     fig.suptitle("feature maps, each channel scaled to its own min..max (shown above it)", fontsize=8)
     return _save(fig, path)
