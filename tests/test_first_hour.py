@@ -180,6 +180,8 @@ def test_skipped_images_are_one_warning_line_naming_a_list_of_them_all(
             _digit(root / label / f"{i}.png", value=30 + 20 * i)
     (root / "a" / "broken.png").write_bytes(b"not a png")
     (root / "b" / "broken too.png").write_bytes(b"\x89PNG\r\n")
+    whole = (root / "b" / "0.png").read_bytes()
+    (root / "b" / "cut short.png").write_bytes(whole[: len(whole) // 2])  # a real PNG, truncated: damaged
     code, _, err = run_cli(
         [
             "train",
@@ -198,11 +200,14 @@ def test_skipped_images_are_one_warning_line_naming_a_list_of_them_all(
     )
     assert code == 0
     warning = [line for line in err.splitlines() if "skipped" in line]
-    assert len(warning) == 1 and warning[0].startswith("caekit: warning: skipped 2 of 14 images")
+    assert len(warning) == 1
+    assert warning[0].startswith("caekit: warning: skipped 3 of 15 images that could not be read (2 not an image, 1 damaged;")
     listing = Path(warning[0].rsplit(" ", 1)[-1].rstrip(")"))
-    assert sorted(line.split("\t")[0] for line in listing.read_text().splitlines()) == sorted(
-        [str(root / "a" / "broken.png"), str(root / "b" / "broken too.png")]
+    reasons = dict(line.split("\t") for line in listing.read_text().splitlines())
+    assert sorted(reasons) == sorted(
+        str(root / d / f) for d, f in (("a", "broken.png"), ("b", "broken too.png"), ("b", "cut short.png"))
     )
+    assert reasons[str(root / "b" / "cut short.png")].startswith("damaged: ")
 
 
 # ------------------------------------------------------------------------------------------- library manners

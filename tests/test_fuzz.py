@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 from caekit.checkpoint import META_KEY
 from caekit.config import RunConfig, parse_assignments, parse_config, with_overrides
-from caekit.data.datasets import read_image
+from caekit.data.datasets import SKIP_CAUSES, read_image
 from caekit.errors import CaekitError
 from caekit.models.weights import load_trained
 from caekit.spec import parse_spec, plan
@@ -186,6 +186,7 @@ def test_image_files(cut: int, junk: bytes, suffix: str, tmp_path: Path) -> None
     path.write_bytes(GOOD[:cut] + junk)
     image, why = read_image(path)  # never raises: an image, or None and the reason
     assert (image is None) == bool(why) and (image is None or image.mode == "RGB")
+    assert image is not None or why.split(":", 1)[0] in SKIP_CAUSES  # every skip is counted under a cause
 
 
 @pytest.mark.parametrize("mode", ["I;16", "I", "F", "1", "P", "LA", "CMYK"])

@@ -223,7 +223,7 @@ def test_16_bit_images_are_scaled_not_clipped(tmp_path: Path) -> None:
 def test_an_image_too_large_to_decode_is_refused_from_its_header(tmp_path: Path) -> None:
     Image.new("L", (10_000, 10_000)).save(tmp_path / "huge.png")
     image, why = read_image(tmp_path / "huge.png")
-    assert image is None and "10000x10000 pixels" in why
+    assert image is None and why.startswith("too large: 10000x10000 pixels")
 
 
 # ------------------------------------------------------------------------------------------- run folders

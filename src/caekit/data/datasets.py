@@ -14,6 +14,7 @@ import os
 import pickle  # restricted below: CIFAR-10's batches are pickles, and only arrays come out of them
 import tempfile
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -344,11 +345,25 @@ def read_image(path: Path) -> tuple[Image.Image | None, str]:
             img = Image.open(path)
         with img:
             if img.width * img.height > MAX_PIXELS:
-                return None, f"{img.width}x{img.height} pixels, above the limit of {MAX_PIXELS:,}; downscale it first"
+                return None, f"too large: {img.width}x{img.height} pixels, above the limit of {MAX_PIXELS:,}; downscale it first"
             img.load()
             return _to_8bit(img).convert("RGB"), ""
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        return None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return None, f"{_skip_cause(exc)}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+
+
+SKIP_CAUSES = ("not an image", "damaged", "too large", "unreadable file")
+
+
+def _skip_cause(exc: BaseException) -> str:
+    """Which of ``SKIP_CAUSES`` an image's decoding error is (the start of every skipped image's reason)."""
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image"
+    if isinstance(exc, Image.DecompressionBombError):
+        return "too large"
+    if isinstance(exc, OSError) and exc.errno is not None:  # permission denied, vanished, a folder named *.png
+        return "unreadable file"
+    return "damaged"
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
@@ -471,8 +486,10 @@ def _warn_skipped(skipped: list, total: int, key: str) -> None:
     if skipped:
         listing = cache_dir() / "folders" / f"{key}.skipped.tsv"
         atomic_write_text(listing, "".join(f"{path}\t{why}\n" for path, why in skipped))
+        causes = Counter(why.split(":", 1)[0] if why.split(":", 1)[0] in SKIP_CAUSES else "damaged" for _, why in skipped)
+        counted = ", ".join(f"{n} {cause}" for cause, n in sorted(causes.items(), key=lambda item: -item[1]))
         warnings.warn(
-            f"skipped {len(skipped)} of {total} images that could not be read (first: {skipped[0][0]}; each, with its "
-            f"reason, is listed in {listing})",
+            f"skipped {len(skipped)} of {total} images that could not be read ({counted}; first: {skipped[0][0]}; each, "
+            f"with its reason, is listed in {listing})",
             stacklevel=3,
         )
