@@ -247,3 +247,76 @@ def test_set_values_through_the_command_line(key: str, value: object, capsys: py
     assert (
         sorted(p.name for p in work.iterdir()) in (["notes.yaml"], ["notes.yaml", "runs"]) and mine.read_text() == "my own file\n"
     )
+
+
+# ------------------------------------------------------------------------------------------- whole files via the CLI
+
+CLI_FUZZ = settings(
+    max_examples=int(os.environ.get("CAEKIT_FUZZ_CLI_EXAMPLES", "30")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+BASE_CONFIG = "model: {name: cae28}\ndata: {name: digits, limit: 40, image_size: 8}\ntrain: {epochs: 1, verbose: false}\n"
+
+
+def _mutated(text: str, data: st.DataObject) -> str:
+    """``text`` cut somewhere and spliced with a few characters a careless or hostile hand might type."""
+    cut = data.draw(st.integers(0, len(text)))
+    junk = data.draw(st.one_of(st.text(max_size=8), st.sampled_from(["{", "]", ": :", "\t", "&a *a", "!!binary x", "\x00"])))
+    rest = data.draw(st.integers(cut, len(text)))
+    return text[:cut] + junk + text[rest:]
+
+
+def _cli_outcome(args: list[str], work: Path, mine: Path, keep: set[str], capsys: pytest.CaptureFixture[str]) -> int:
+    """Run the CLI: exit 0 or 2, one line when 2, no traceback, the user's file unchanged, nothing new beside it
+    but the names in ``keep``."""
+    from conftest import run_cli
+
+    before = mine.read_bytes()
+    code, _, err = run_cli(args, capsys)
+    assert code in (0, 2), err
+    if code == 2:
+        assert len(err.strip().splitlines()) == 1 and err.startswith("caekit: error:"), err
+    assert "Traceback" not in err
+    assert mine.read_bytes() == before
+    assert {p.name for p in work.iterdir()} <= {mine.name, *keep}
+    return code
+
+
+@CLI_FUZZ
+@given(data=st.data())
+def test_config_files_through_the_command_line(data: st.DataObject, capsys: pytest.CaptureFixture[str]) -> None:
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="caekit-fuzz-"))
+    config = work / "mine.yaml"
+    config.write_bytes(_mutated(BASE_CONFIG, data).encode("utf-8", "surrogatepass"))
+    _cli_outcome(["train", str(config), "--runs-dir", str(work / "runs"), "--no-progress"], work, config, {"runs"}, capsys)
+
+
+@CLI_FUZZ
+@given(spec=SPEC)
+def test_spec_files_through_the_command_line(spec: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="caekit-fuzz-"))
+    path = work / "spec.json"
+    path.write_text(json.dumps(spec))
+    _cli_outcome(["summary", str(path)], work, path, set(), capsys)
+
+
+@CLI_FUZZ
+@given(header=HEADER)
+def test_checkpoint_files_through_the_command_line(header: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="caekit-fuzz-"))
+    checkpoint = work / "model.safetensors"
+    save_file({"model.weight": torch.zeros(2)}, str(checkpoint), metadata={META_KEY: header})
+    image = work / "digit.png"
+    image.write_bytes(GOOD)
+    out = work / "out"
+    code = _cli_outcome(
+        ["reconstruct", str(image), "--run", str(checkpoint), "--out", str(out)], work, checkpoint, {"digit.png", "out"}, capsys
+    )
+    assert image.read_bytes() == GOOD and (code == 2 or out.is_dir())
