@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED_DATA ?= ../shared/data
 
-.PHONY: setup demo test test-fast lint benchmarks clean
+.PHONY: setup demo test test-fast lint package benchmarks clean
 
 setup: $(VENV)/.installed
 
@@ -28,6 +28,12 @@ lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy
+
+# the wheel and sdist a release would upload, checked as PyPI would check them
+package: setup
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(VENV)/bin/twine check --strict dist/*
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow"

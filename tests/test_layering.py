@@ -17,6 +17,7 @@ SOURCE = ROOT / "src" / "caekit"
 FLOORS = {
     "errors": 0,
     "fileio": 1,
+    "plugins": 1,
     "registry": 1,
     "yamlio": 1,
     "checkpoint": 2,

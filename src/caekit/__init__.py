@@ -28,6 +28,7 @@ _EXPORTS = {
     "AutoencoderSpec": "caekit.spec",
     "load_spec": "caekit.spec",
     "plan": "caekit.spec",
+    "load_plugins": "caekit.plugins",
 }
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from caekit.config import RunConfig, load_config
     from caekit.inference import encode, load, read_images, reconstruct, run_splits
     from caekit.models import create_model, list_models
+    from caekit.plugins import load_plugins
     from caekit.runner import TrainResult, evaluate_run
     from caekit.spec import AutoencoderSpec, load_spec, plan
 
@@ -55,6 +57,7 @@ __all__ = [
     "list_models",
     "load",
     "load_config",
+    "load_plugins",
     "load_spec",
     "plan",
     "read_images",

@@ -20,12 +20,27 @@ from caekit.errors import CaekitError
 
 COMMAND_MODULES = ("core", "representations", "family", "pixelwise", "workflow")
 CPU_TUNING = "CAEKIT_CPU_TUNING"  # read by the engine when train.cpu_tuning is left empty
+PLUGINS = "CAEKIT_PLUGINS"  # caekit.plugins.ENVIRONMENT, named here so that --help imports nothing more
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100, "show_default": True})
 @click.version_option(package_name="caekit")
-def cli() -> None:
+@click.option(
+    "--plugin",
+    "plugins",
+    multiple=True,
+    metavar="MODULE",
+    help="Import this module first, so the models, datasets and objectives it registers work here (repeatable; "
+    "installed caekit.plugins entry points and $CAEKIT_PLUGINS load too).",
+)
+def cli(plugins: tuple[str, ...]) -> None:
     """caekit: convolutional autoencoders on real images."""
+    from caekit.plugins import load_plugins
+
+    load_plugins(plugins)
+    if plugins:  # the processes a command starts (search trials, DDP ranks) load them too
+        named = [m for m in os.environ.get(PLUGINS, "").split(",") if m]
+        os.environ[PLUGINS] = ",".join(dict.fromkeys([*named, *plugins]))
 
 
 for _module in COMMAND_MODULES:
@@ -46,7 +61,7 @@ def _one_line(
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning user errors into one line and exit status 2."""
-    previous_tuning = os.environ.get(CPU_TUNING)
+    previous = {name: os.environ.get(name) for name in (CPU_TUNING, PLUGINS)}  # set during the call only
     os.environ.setdefault(CPU_TUNING, "1")  # also for the processes a command starts (search trials, DDP ranks)
     try:
         with warnings.catch_warnings():
@@ -83,10 +98,11 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(1)
     finally:
-        if previous_tuning is None:
-            os.environ.pop(CPU_TUNING, None)
-        else:
-            os.environ[CPU_TUNING] = previous_tuning
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _log_traceback() -> Path | str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import textwrap
 
@@ -194,20 +195,37 @@ def _listing(entries: list[tuple[str, str]]) -> None:
             click.echo(" " * indent + line)
 
 
+def _with_plugins(entries: list[tuple[str, str]], registry: str) -> list[tuple[str, str]]:
+    """The built-in ``entries`` and, when plug-ins were loaded, what they registered in ``registry`` (module:name)."""
+    from caekit.plugins import loaded
+
+    if not loaded():
+        return entries  # the catalogue alone: no torch import, a fraction of a second
+    module, name = registry.split(":")
+    live = getattr(importlib.import_module(module), name)
+    known = {entry for entry, _ in entries}
+
+    def summary(factory: object) -> str:
+        lines = (getattr(factory, "__doc__", None) or "").strip().splitlines()
+        return f"{lines[0] if lines else '(no description)'} (plug-in)"
+
+    return sorted(entries + [(n, summary(live.get(n))) for n in live.names() if n not in known])
+
+
 @click.command("models")
 def list_models_command() -> None:
-    """List the registered models and presets."""
+    """List the registered models and presets (and those of loaded plug-ins)."""
     from caekit import catalogue
 
-    _listing(catalogue.models())
+    _listing(_with_plugins(catalogue.models(), "caekit.models.registry:MODELS"))
 
 
 @click.command("datasets")
 def list_datasets_command() -> None:
-    """List the registered datasets."""
+    """List the registered datasets (and those of loaded plug-ins)."""
     from caekit import catalogue
 
-    _listing(catalogue.datasets())
+    _listing(_with_plugins(catalogue.datasets(), "caekit.data.datasets:DATASETS"))
 
 
 COMMANDS += [train, evaluate, demo, reconstruct, features, encode, summary, list_models_command, list_datasets_command]

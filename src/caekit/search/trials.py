@@ -77,6 +77,10 @@ def run_trial(
     """Train one trial into ``folder/trial-NNN``; a diverging or failing trial is recorded, not raised."""
     import torch
 
+    from caekit.plugins import load_plugins
+
+    load_plugins()  # a trial in a process of its own: the plug-ins the command line named come through $CAEKIT_PLUGINS
+
     from caekit.config import resolve_config
     from caekit.runner import train_run
 
