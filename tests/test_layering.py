@@ -30,6 +30,7 @@ FLOORS = {
     "catalogue": 3,
     "data": 3,
     "models": 3,
+    "hub": 4,
     "inference": 4,
     "training": 4,
     "viz": 4,

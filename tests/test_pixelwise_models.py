@@ -125,3 +125,13 @@ def test_builders_that_pass_options_on_check_and_record_them(name: str) -> None:
 def test_deconvnet_keeps_its_own_default_encoder() -> None:
     assert create_model("deconvnet", input_shape=(3, 32, 32)).config["encoder"] == "vgg"
     assert create_model("segnet", input_shape=(3, 32, 32)).config["encoder"] == "cae"
+
+
+def test_an_unconditional_dcgan_keeps_num_classes_to_itself() -> None:
+    """dcgan passes its options on to DCGAN but fixes the conditional ones: a run on labelled data stays unconditional."""
+    from caekit.runner import model_arguments
+
+    assert "num_classes" not in model_arguments("dcgan", {}, (1, 28, 28), num_classes=10)
+    assert model_arguments("cdcgan", {}, (1, 28, 28), num_classes=10)["num_classes"] == 10
+    with pytest.raises(ConfigError, match="has no option 'num_classes'"):
+        create_model("dcgan", num_classes=10)

@@ -121,8 +121,9 @@ def save_checkpoint(
     meta: dict[str, Any],
     optimizers: dict[str, torch.optim.Optimizer] | None = None,
     extra: dict[str, Tensor] | None = None,
+    sidecar: bool = True,
 ) -> Path:
-    """Write ``path`` (.safetensors) and its JSON sidecar atomically; returns the safetensors path."""
+    """Write ``path`` (.safetensors) and (with ``sidecar``) its JSON sidecar atomically; returns the safetensors path."""
     path = Path(path).with_suffix(".safetensors")
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = dict(meta)
@@ -146,7 +147,8 @@ def save_checkpoint(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    atomic_write_text(path.with_suffix(".json"), text)
+    if sidecar:
+        atomic_write_text(path.with_suffix(".json"), text)
     return path
 
 

@@ -205,6 +205,9 @@ class ConvTranspose2d(nn.ConvTranspose2d):
             and all(p < k for p, k in zip(cast("tuple[int, ...]", self.padding), self.kernel_size))  # never str here
             and all(o < s for o, s in zip(self.output_padding, self.stride))  # else PyTorch's error
             and not torch.is_autocast_enabled("cpu")
+            # an exported or compiled graph takes PyTorch's own operator, which every exporter and backend knows
+            and not torch.compiler.is_compiling()
+            and not torch.jit.is_tracing()
         )
 
     def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:

@@ -17,11 +17,14 @@ class Registry(Generic[F]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._items: dict[str, F] = {}
-        self._options: dict[str, Callable[..., Any]] = {}
+        self._options: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {}
 
-    def register(self, name: str | None = None, options: Callable[..., Any] | None = None) -> Callable[[F], F]:
+    def register(
+        self, name: str | None = None, options: Callable[..., Any] | None = None, fixed: tuple[str, ...] = ()
+    ) -> Callable[[F], F]:
         """Register a factory. ``options``: the callable (a class, a dataclass) that a factory passes its
-        ``**kwargs`` on to; its named parameters count as the factory's own, for checking and recording."""
+        ``**kwargs`` on to; its named parameters count as the factory's own, for checking and recording, except
+        the ``fixed`` ones, which the factory sets itself (an unconditional DCGAN's ``num_classes``)."""
 
         def add(factory: F) -> F:
             key = name or factory.__name__
@@ -29,7 +32,7 @@ class Registry(Generic[F]):
                 raise ValueError(f"{self.kind} '{key}' is registered twice")
             self._items[key] = factory
             if options is not None:
-                self._options[key] = options
+                self._options[key] = (options, fixed)
             return factory
 
         return add
@@ -44,12 +47,13 @@ class Registry(Generic[F]):
     def parameters(self, name: str) -> dict[str, inspect.Parameter]:
         """The factory's parameters, with those of its ``options`` in place of its ``**kwargs``."""
         params = dict(inspect.signature(self.get(name)).parameters)
-        options = self._options.get(name)
-        if options is None:
+        if name not in self._options:
             return params
+        options, fixed = self._options[name]
         named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
         own = {key: p for key, p in params.items() if p.kind in named}
-        return own | {key: p for key, p in inspect.signature(options).parameters.items() if p.kind in named and key not in own}
+        passed_on = inspect.signature(options).parameters.items()
+        return own | {key: p for key, p in passed_on if p.kind in named and key not in own and key not in fixed}
 
     def build(self, name: str, **kwargs: Any) -> Any:
         """Call the factory registered as ``name``; unknown keyword arguments are a user error."""

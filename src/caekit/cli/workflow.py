@@ -1,4 +1,4 @@
-"""Experiment workflow commands: search (hyper-parameters) and report (HTML pages of runs)."""
+"""Experiment workflow commands: search (hyper-parameters), report (HTML pages of runs), export (deployment, the Hub)."""
 
 from __future__ import annotations
 
@@ -71,4 +71,31 @@ def report(runs: tuple[str, ...], out: str) -> None:
     click.echo(f"{len(pages) - 1} run page(s) and {pages[0]} written")
 
 
-COMMANDS += [search, report]
+@click.command("export")
+@click.argument("run", type=click.Path(exists=True))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["onnx", "torchscript", "exported-program", "hub"]),
+    default="onnx",
+    help="ONNX (checked with onnxruntime), TorchScript, a torch.export program (.pt2), or the Hugging Face Hub format.",
+)
+@click.option("--part", type=click.Choice(["model", "encoder", "decoder"]), default="model", help="What to export.")
+@click.option(
+    "--out", "-o", type=click.Path(), help="The file to write (a new folder for --format hub; default: RUN/export/PART.*)."
+)
+def export(run: str, fmt: str, part: str, out: str | None) -> None:
+    """Export a trained run (or checkpoint) with a dynamic batch size, checked against PyTorch before it is kept."""
+    from caekit.workflows.export import export_run
+
+    done = export_run(run, fmt, out, part)
+    if done.max_difference is None:
+        click.echo(f"{done.path}/ (model.safetensors, config.json, README.md): push with huggingface_hub's upload_folder")
+    else:
+        click.echo(
+            f"{done.path}: {part} as {fmt}, input [batch, {', '.join(map(str, done.input_shape[1:]))}]; "
+            f"on a batch of 3 it matches PyTorch to {done.max_difference:.2g}"
+        )
+
+
+COMMANDS += [search, report, export]

@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from caekit.errors import ConfigError
 from caekit.layers import ConvTranspose2d, MaxUnpool, activation, conv_block, unpool
 from caekit.models.registry import register_model
 from caekit.spec import PRESETS, AutoencoderSpec, Layer, Plan, load_spec, parse_spec, plan, preset_summary
@@ -141,6 +142,18 @@ class ConvAutoencoder(nn.Module):
         """Flat codes, one row per image."""
         code = self.encoder(x, keep=False).code
         return self.bottleneck.encode(code) if self.bottleneck else code.flatten(1)
+
+    def decode(self, code: Tensor) -> Tensor:
+        """Images from flat codes (rows of ``encode``). A decoder that max-unpools needs the switches of the image's
+        own encoding, which a code alone does not carry: it refuses."""
+        if self._needs_switches:
+            raise ConfigError(
+                "this decoder max-unpools with the encoder's switches, so a code alone cannot be decoded; "
+                "use the whole model, or a CAE with upsample: nearest (or any other kind)"
+            )
+        if self.bottleneck:
+            return self.decoder(self.bottleneck(code))
+        return self.decoder(code.view(-1, *self.plan.encoder[-1].out_shape))
 
     def forward(self, x: Tensor) -> Tensor:
         encoded = self.encoder(x, keep=self._needs_switches)

@@ -277,7 +277,7 @@ class DCGAN(nn.Module):
         return images
 
 
-@register_model("dcgan", options=DCGAN)
+@register_model("dcgan", options=DCGAN, fixed=("num_classes", "d_conditioning", "g_conditioning"))
 def dcgan(input_shape: tuple[int, int, int] | list[int] = (1, 28, 28), **options: Any) -> DCGAN:
     """DCGAN: transposed-conv/BN/ReLU/tanh generator, strided-conv/LeakyReLU discriminator."""
     return DCGAN(as_shape(input_shape), **options)
