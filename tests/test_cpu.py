@@ -28,7 +28,8 @@ def test_retained_memory_serves_a_freed_32_mb_buffer_again_without_page_faults()
     elements = 8 * 2**20  # 32 MB: glibc would map (and fault in) 8,192 fresh pages for each of these by default
     _faults_while_reallocating(elements, 2)
     # by default every one of the 20 is mapped afresh: 20 x 8,192 faults; retained, the heap only grows now and then
-    assert _faults_while_reallocating(elements, 20) < 5 * 8192
+    # (after a long test session, with a fragmented heap, up to 6 of 20 were seen: the bound is half)
+    assert _faults_while_reallocating(elements, 20) < 10 * 8192
 
 
 def test_the_engine_tunes_the_cpu_only_when_asked_and_keeps_the_allocator_optional(monkeypatch):

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from caekit.config import RunConfig, load_config, resolve_config
+from caekit.errors import ConfigError
 from caekit.inference import classify, encode, load, read_images, reconstruct, run_splits, sample
 from caekit.runner import EpochHook, TrainResult, evaluate_run, train_run
 from caekit.runs import RunFolder
+from caekit.training import distributed
 from caekit.workflows.compare import CompareConfig, classify_run, run_compare, summary_markdown
 from caekit.workflows.encoder838 import encoder_838
 from caekit.workflows.files import (
@@ -46,9 +48,26 @@ def train(
     ``resume`` continues the run folder given (its config.yaml, overridden by ``overrides``, e.g. more epochs or
     another learning rate, which the restored optimiser then uses).
     """
+    if resume is None and distributed.elastic():  # torchrun re-runs the same command: its config, the old run folder
+        cfg = resolve_config(config, overrides)
+        folder = _elastic_resume(cfg)
+        if folder is not None:
+            return train_run(cfg, resume=folder, on_epoch_end=on_epoch_end, write_run=write_run)
     if resume is not None:
         config = load_config(RunFolder.existing(resume).config_path)
     return train_run(resolve_config(config, overrides), resume=resume, on_epoch_end=on_epoch_end, write_run=write_run)
+
+
+def _elastic_resume(cfg: RunConfig) -> Path | None:
+    """In an elastic job (torchrun --max-restarts), the named run's folder once it holds a checkpoint: every start
+    and restart of the group goes on from its last finished epoch instead of starting over under another name."""
+    if cfg.name is None:
+        raise ConfigError(
+            "an elastic run (torchrun --max-restarts) needs a fixed run name, --name NAME, to resume after a restart"
+        )
+    folder = Path(cfg.runs_dir) / cfg.name
+    # a checkpoint, not the folder: rank 0 makes the folder as it starts, so only a finished epoch is the same to every rank
+    return folder if (folder / "checkpoints" / "last.safetensors").is_file() else None
 
 
 __all__ = [

@@ -41,6 +41,12 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"environment variable {name}={value!r} is not a whole number; launch with torchrun") from None
 
 
+def elastic() -> bool:
+    """Whether torchrun may restart this process group after a failure (``--max-restarts`` above 0). A restart is
+    not always counted in TORCHELASTIC_RESTART_COUNT (a healthy node restarted for its peer's sake keeps 0)."""
+    return _env_int("TORCHELASTIC_MAX_RESTARTS", 0) > 0
+
+
 def setup(device_type: str) -> DistInfo:
     """Join the process group torchrun describes in the environment (a no-op for a single process)."""
     world_size = _env_int("WORLD_SIZE", 1)

@@ -370,6 +370,8 @@ class Engine:
         rng = extra.get(f"rng_cpu.{self.dist.rank}" if self.dist.rank else "rng_cpu")
         if rng is not None:
             torch.set_rng_state(rng)
+        if self.dist.is_main and self.config.verbose:
+            tqdm.write(f"resumed {self.run.path} after epoch {state['epoch']}")
         return meta["train_state"]
 
     def _apply_changed_optim(self, old: OptimConfig) -> None:
