@@ -37,14 +37,7 @@ def _torchrun(*args: str) -> subprocess.CompletedProcess:
     env.pop("WORLD_SIZE", None)
     command = [
         sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "caekit",
-        "train",
+        *["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "caekit", "train"],
         *args,
     ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
@@ -170,11 +163,7 @@ def test_objectives_that_call_model_parts_keep_ranks_in_step(tmp_path: Path, kin
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     command = [
         sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
+        *["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
         str(script),
         kind,
         str(tmp_path),

@@ -443,23 +443,12 @@ def small_disk(tmp_path: Path):
 
 
 def test_a_full_disk_is_one_line_and_keeps_what_was_written(small_disk: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(
-        [
-            "train",
-            "--model",
-            "cae28",
-            "--dataset",
-            "digits",
-            "--epochs",
-            "30",
-            "--runs-dir",
-            str(small_disk),
-            "--name",
-            "full",
-            "--no-progress",
-        ],
-        capsys,
-    )
+    args = [
+        *["train", "--model", "cae28", "--dataset", "digits", "--epochs", "30", "--name", "full", "--no-progress"],
+        "--runs-dir",
+        str(small_disk),
+    ]
+    code, _, err = run_cli(args, capsys)
     assert one_line_error(code, err, "No space left on device"), err
     run = small_disk / "full"
     assert (run / "config.yaml").is_file() and not list(run.rglob("*.tmp"))  # no half-written file stays behind
@@ -475,25 +464,8 @@ def test_a_run_killed_at_random_moments_resumes_to_a_readable_checkpoint(tmp_pat
     import sys
     import time
 
-    command = [
-        sys.executable,
-        "-m",
-        "caekit",
-        "train",
-        "--model",
-        "cae28",
-        "--dataset",
-        "digits",
-        "--epochs",
-        "6",
-        "--runs-dir",
-        str(tmp_path),
-        "--name",
-        "killed",
-        "--no-progress",
-        "--set",
-        "train.batch_size=16",
-    ]
+    options = "train --model cae28 --dataset digits --epochs 6 --name killed --no-progress --set train.batch_size=16"
+    command = [sys.executable, "-m", "caekit", *options.split(), "--runs-dir", str(tmp_path)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     last = tmp_path / "killed" / "checkpoints" / "last.safetensors"
     for delay in (0.3, 0.9, 1.7):

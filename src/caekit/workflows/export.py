@@ -38,22 +38,15 @@ class Exported:
     max_difference: float | None  # against PyTorch on a batch of another size (None for the Hub format)
 
 
-class _Encoder(nn.Module):
-    def __init__(self, model: nn.Module) -> None:
+class _Method(nn.Module):
+    """One method of a model (``encode``, ``decode``) as a module's forward, for the exporters."""
+
+    def __init__(self, model: nn.Module, method: str) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.method = model, method
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.model.encode(x)  # type: ignore[operator]
-
-
-class _Decoder(nn.Module):
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, code: Tensor) -> Tensor:
-        return self.model.decode(code)  # type: ignore[operator]
+        return getattr(self.model, self.method)(x)
 
 
 def _part(model: nn.Module, part: str, image_shape: tuple[int, int, int]) -> tuple[nn.Module, Tensor]:
@@ -73,11 +66,11 @@ def _part(model: nn.Module, part: str, image_shape: tuple[int, int, int]) -> tup
         if not callable(getattr(model, method, None)):
             raise ConfigError(f"{type(model).__name__} has no {method}(): it has no {part} to export on its own")
     if part == "encoder":
-        return _Encoder(model), images
+        return _Method(model, "encode"), images
     with torch.no_grad():
         codes = model.encode(images)  # type: ignore[operator]
         model.decode(codes)  # type: ignore[operator]  # refuses (one line) where a code alone cannot be decoded
-    return _Decoder(model), codes
+    return _Method(model, "decode"), codes
 
 
 def _compare(reference: nn.Module, run: Any, example: Tensor) -> float:
