@@ -153,7 +153,6 @@ class CompareConfig(StrictModel):
                 raise ValueError(f"{entry.label}: paired_with names another row's label, one of: {', '.join(labels)}")
             if entry.pretrained is not None and entry.pretrained not in self.pretrain:
                 raise ValueError(f"model '{entry.label}' uses pretrained '{entry.pretrained}', which is not under pretrain:")
-        labels = [e.label for e in self.models]
         if len(set(labels)) != len(labels):
             raise ValueError("model labels must be unique")
         return self
