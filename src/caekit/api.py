@@ -50,9 +50,7 @@ def train(
     """
     if resume is None and distributed.elastic():  # torchrun re-runs the same command: its config, the old run folder
         cfg = resolve_config(config, overrides)
-        folder = _elastic_resume(cfg)
-        if folder is not None:
-            return train_run(cfg, resume=folder, on_epoch_end=on_epoch_end, write_run=write_run)
+        return train_run(cfg, resume=_elastic_resume(cfg), on_epoch_end=on_epoch_end, write_run=write_run)
     if resume is not None:
         config = load_config(RunFolder.existing(resume).config_path)
     return train_run(resolve_config(config, overrides), resume=resume, on_epoch_end=on_epoch_end, write_run=write_run)

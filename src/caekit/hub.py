@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from caekit.checkpoint import checkpoint_file, save_checkpoint
-from caekit.errors import ConfigError
+from caekit.checkpoint import save_checkpoint
+from caekit.errors import CheckpointError, ConfigError
 from caekit.fileio import atomic_write_text
 from caekit.models.weights import load_trained
+from caekit.runs import RunFolder, run_folder_of
 
 if TYPE_CHECKING:
     from huggingface_hub import ModelHubMixin
@@ -122,14 +123,12 @@ def save_pretrained(source: str | Path, folder: str | Path) -> Path:
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ConfigError(f"'{target}' exists and is not an empty folder; choose a new folder for the export")
     model, meta = load_trained(source)
-    run = Path(source) if Path(source).is_dir() else checkpoint_file(source).parent.parent
-    metrics: dict[str, Any] = {}
-    if (run / "results.json").is_file():
-        try:
-            metrics = json.loads((run / "results.json").read_text())
-        except (ValueError, OSError):
-            metrics = {}  # a damaged sidecar leaves the card without figures, not the export undone
-    pretrained_class()(model, meta, metrics if isinstance(metrics, dict) else {}).save_pretrained(target)
+    run = run_folder_of(source)
+    try:
+        metrics = RunFolder(run).read_json("results.json") if run is not None else {}
+    except CheckpointError:
+        metrics = {}  # a damaged sidecar leaves the card without figures, not the export undone
+    pretrained_class()(model, meta, metrics).save_pretrained(target)
     return target
 
 

@@ -31,7 +31,7 @@ from caekit.data.splits import Splits, make_splits
 from caekit.device import resolve_device
 from caekit.errors import CheckpointError, DataError
 from caekit.models.weights import load_trained
-from caekit.runs import RunFolder
+from caekit.runs import RunFolder, run_folder_of
 
 if TYPE_CHECKING:
     from caekit.models.gan import DCGAN
@@ -183,12 +183,7 @@ def save_png(image: Tensor | np.ndarray, path: Path) -> Path:
 def output_folder(run: str | Path) -> Path:
     """Where outputs made with a trained model go by default: its run folder (also for one of its checkpoints), or
     ``<name>-outputs`` beside a checkpoint file that lives outside a run folder."""
-    path = Path(run)
-    if path.is_dir():
-        return path
-    if path.parent.name == "checkpoints" and (path.parent.parent / "config.yaml").is_file():
-        return path.parent.parent
-    return path.with_name(f"{path.stem}-outputs")
+    return run_folder_of(run) or Path(run).with_name(f"{Path(run).stem}-outputs")
 
 
 # ------------------------------------------------------------------------------------------- a run's own data

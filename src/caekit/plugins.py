@@ -18,7 +18,6 @@ import inspect
 import os
 from collections.abc import Callable, Iterable
 from functools import partial
-from importlib.metadata import entry_points
 
 from caekit.errors import ConfigError
 
@@ -45,6 +44,8 @@ def _load(name: str, what: str, load: Callable[[], object]) -> None:
 def load_plugins(modules: Iterable[str] = ()) -> list[str]:
     """Import the installed packages' ``caekit.plugins`` entry points, the modules in $CAEKIT_PLUGINS
     (comma-separated) and ``modules``, each once; returns the names of every plug-in loaded so far."""
+    from importlib.metadata import entry_points  # ~0.1 s: only when a command looks for plug-ins, not for --help
+
     for point in entry_points(group=GROUP):
         _load(point.value, f"the plug-in '{point.name}' of entry point", point.load)
     named = [m.strip() for m in os.environ.get(ENVIRONMENT, "").split(",") if m.strip()]

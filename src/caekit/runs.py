@@ -22,6 +22,17 @@ from caekit.errors import CheckpointError, ConfigError
 from caekit.fileio import atomic_write_text
 
 
+def run_folder_of(path: str | Path) -> Path | None:
+    """The run folder ``path`` names: the folder itself, or the run a checkpoint in its ``checkpoints/`` belongs to;
+    None for a checkpoint file that lives outside a run folder."""
+    path = Path(path)
+    if path.is_dir():
+        return path
+    if path.parent.name == "checkpoints" and (path.parent.parent / "config.yaml").is_file():
+        return path.parent.parent
+    return None
+
+
 class RunFolder:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

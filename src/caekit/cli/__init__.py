@@ -17,10 +17,10 @@ from typing import Any
 import click
 
 from caekit.errors import CaekitError
+from caekit.plugins import ENVIRONMENT as PLUGINS
 
 COMMAND_MODULES = ("core", "representations", "family", "pixelwise", "workflow")
 CPU_TUNING = "CAEKIT_CPU_TUNING"  # read by the engine when train.cpu_tuning is left empty
-PLUGINS = "CAEKIT_PLUGINS"  # caekit.plugins.ENVIRONMENT, named here so that --help imports nothing more
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100, "show_default": True})

@@ -486,7 +486,8 @@ def _warn_skipped(skipped: list, total: int, key: str) -> None:
     if skipped:
         listing = cache_dir() / "folders" / f"{key}.skipped.tsv"
         atomic_write_text(listing, "".join(f"{path}\t{why}\n" for path, why in skipped))
-        causes = Counter(why.split(":", 1)[0] if why.split(":", 1)[0] in SKIP_CAUSES else "damaged" for _, why in skipped)
+        # a reason from a cache written before causes were recorded has none of them: counted as damaged
+        causes = Counter(next((c for c in SKIP_CAUSES if why.startswith(f"{c}: ")), "damaged") for _, why in skipped)
         counted = ", ".join(f"{n} {cause}" for cause, n in sorted(causes.items(), key=lambda item: -item[1]))
         warnings.warn(
             f"skipped {len(skipped)} of {total} images that could not be read ({counted}; first: {skipped[0][0]}; each, "
