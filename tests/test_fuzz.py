@@ -217,36 +217,38 @@ def test_set_values_through_the_command_line(key: str, value: object, capsys: py
     from conftest import run_cli
 
     text = value if isinstance(value, str) else json.dumps(value)
-    work = Path(tempfile.mkdtemp(prefix="caekit-fuzz-"))
-    mine = work / "notes.yaml"
-    mine.write_text("my own file\n")
-    runs = work / "runs"
-    code, _, err = run_cli(
-        [
-            "train",
-            "--runs-dir",
-            str(runs),
-            "--no-progress",
-            "--set",
-            "data.limit=40",
-            "--set",
-            "data.image_size=8",
-            "--set",
-            "train.epochs=1",
-            "--set",
-            "train.verbose=false",
-            "--set",
-            f"{key}={text}",
-        ],
-        capsys,
-    )
-    assert code in (0, 2), err
-    if code == 2:
-        assert len(err.strip().splitlines()) == 1 and err.startswith("caekit: error:"), err
-    assert "Traceback" not in err
-    assert (
-        sorted(p.name for p in work.iterdir()) in (["notes.yaml"], ["notes.yaml", "runs"]) and mine.read_text() == "my own file\n"
-    )
+    with tempfile.TemporaryDirectory(prefix="caekit-fuzz-") as folder:  # gone afterwards, whatever happened
+        work = Path(folder)
+        mine = work / "notes.yaml"
+        mine.write_text("my own file\n")
+        runs = work / "runs"
+        code, _, err = run_cli(
+            [
+                "train",
+                "--runs-dir",
+                str(runs),
+                "--no-progress",
+                "--set",
+                "data.limit=40",
+                "--set",
+                "data.image_size=8",
+                "--set",
+                "train.epochs=1",
+                "--set",
+                "train.verbose=false",
+                "--set",
+                f"{key}={text}",
+            ],
+            capsys,
+        )
+        assert code in (0, 2), err
+        if code == 2:
+            assert len(err.strip().splitlines()) == 1 and err.startswith("caekit: error:"), err
+        assert "Traceback" not in err
+        assert (
+            sorted(p.name for p in work.iterdir()) in (["notes.yaml"], ["notes.yaml", "runs"])
+            and mine.read_text() == "my own file\n"
+        )
 
 
 # ------------------------------------------------------------------------------------------- whole files via the CLI
@@ -288,10 +290,11 @@ def _cli_outcome(args: list[str], work: Path, mine: Path, keep: set[str], capsys
 def test_config_files_through_the_command_line(data: st.DataObject, capsys: pytest.CaptureFixture[str]) -> None:
     import tempfile
 
-    work = Path(tempfile.mkdtemp(prefix="caekit-fuzz-"))
-    config = work / "mine.yaml"
-    config.write_bytes(_mutated(BASE_CONFIG, data).encode("utf-8", "surrogatepass"))
-    _cli_outcome(["train", str(config), "--runs-dir", str(work / "runs"), "--no-progress"], work, config, {"runs"}, capsys)
+    with tempfile.TemporaryDirectory(prefix="caekit-fuzz-") as folder:  # gone afterwards, whatever happened
+        work = Path(folder)
+        config = work / "mine.yaml"
+        config.write_bytes(_mutated(BASE_CONFIG, data).encode("utf-8", "surrogatepass"))
+        _cli_outcome(["train", str(config), "--runs-dir", str(work / "runs"), "--no-progress"], work, config, {"runs"}, capsys)
 
 
 @CLI_FUZZ
@@ -299,10 +302,11 @@ def test_config_files_through_the_command_line(data: st.DataObject, capsys: pyte
 def test_spec_files_through_the_command_line(spec: dict, capsys: pytest.CaptureFixture[str]) -> None:
     import tempfile
 
-    work = Path(tempfile.mkdtemp(prefix="caekit-fuzz-"))
-    path = work / "spec.json"
-    path.write_text(json.dumps(spec))
-    _cli_outcome(["summary", str(path)], work, path, set(), capsys)
+    with tempfile.TemporaryDirectory(prefix="caekit-fuzz-") as folder:  # gone afterwards, whatever happened
+        work = Path(folder)
+        path = work / "spec.json"
+        path.write_text(json.dumps(spec))
+        _cli_outcome(["summary", str(path)], work, path, set(), capsys)
 
 
 @CLI_FUZZ
@@ -310,13 +314,18 @@ def test_spec_files_through_the_command_line(spec: dict, capsys: pytest.CaptureF
 def test_checkpoint_files_through_the_command_line(header: str, capsys: pytest.CaptureFixture[str]) -> None:
     import tempfile
 
-    work = Path(tempfile.mkdtemp(prefix="caekit-fuzz-"))
-    checkpoint = work / "model.safetensors"
-    save_file({"model.weight": torch.zeros(2)}, str(checkpoint), metadata={META_KEY: header})
-    image = work / "digit.png"
-    image.write_bytes(GOOD)
-    out = work / "out"
-    code = _cli_outcome(
-        ["reconstruct", str(image), "--run", str(checkpoint), "--out", str(out)], work, checkpoint, {"digit.png", "out"}, capsys
-    )
-    assert image.read_bytes() == GOOD and (code == 2 or out.is_dir())
+    with tempfile.TemporaryDirectory(prefix="caekit-fuzz-") as folder:  # gone afterwards, whatever happened
+        work = Path(folder)
+        checkpoint = work / "model.safetensors"
+        save_file({"model.weight": torch.zeros(2)}, str(checkpoint), metadata={META_KEY: header})
+        image = work / "digit.png"
+        image.write_bytes(GOOD)
+        out = work / "out"
+        code = _cli_outcome(
+            ["reconstruct", str(image), "--run", str(checkpoint), "--out", str(out)],
+            work,
+            checkpoint,
+            {"digit.png", "out"},
+            capsys,
+        )
+        assert image.read_bytes() == GOOD and (code == 2 or out.is_dir())
