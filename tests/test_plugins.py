@@ -36,6 +36,25 @@ def build(input_shape=(1, 8, 8)):
 '''
 
 
+TINY_DATASET = '''
+import torch
+
+from caekit.data import ImageSet, LoadRequest, register_dataset
+
+
+@register_dataset("plugin_stripes")
+def stripes(request: LoadRequest):
+    """Horizontal and vertical stripes, 32 of each (no test split)."""
+    if request.split != "train":
+        return None
+    size = request.image_size or 8
+    images = torch.zeros(64, 1, size, size, dtype=torch.uint8)
+    images[:32, :, ::2] = 255
+    images[32:, :, :, ::2] = 255
+    return ImageSet(images, torch.arange(64) // 32, ["across", "down"], "stripes")
+'''
+
+
 @pytest.fixture
 def package_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A folder on sys.path for the plug-in modules; the registrations and the loaded-list are undone afterwards."""
@@ -44,10 +63,14 @@ def package_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     folder = tmp_path / "site"
     folder.mkdir()
     monkeypatch.syspath_prepend(str(folder))
-    models_before, loaded_before = dict(MODELS._items), dict(plugins._loaded)
+    from caekit.data import DATASETS
+
+    models_before, datasets_before, loaded_before = dict(MODELS._items), dict(DATASETS._items), dict(plugins._loaded)
     yield folder
     MODELS._items.clear()
     MODELS._items.update(models_before)
+    DATASETS._items.clear()
+    DATASETS._items.update(datasets_before)
     plugins._loaded.clear()
     plugins._loaded.update(loaded_before)
     for name in [m for m in sys.modules if m.startswith("caekit_test_plugin")]:
@@ -70,6 +93,21 @@ def test_a_plugin_module_trains_from_the_command_line(
     assert code == 0, err
     assert (runs / "tiny" / "checkpoints" / "best.safetensors").is_file()
     assert len((runs / "tiny" / "metrics.csv").read_text().splitlines()) == 3  # header and two epochs
+
+
+def test_a_plugin_dataset_is_asked_with_a_load_request(
+    package_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (package_dir / "caekit_test_plugin_d.py").write_text(TINY_DATASET)
+    code, out, err = run_cli(["--plugin", "caekit_test_plugin_d", "datasets"], capsys)
+    assert code == 0, err
+    assert "plugin_stripes" in out and "Horizontal and vertical stripes" in out
+    runs = tmp_path / "runs"
+    args = ["--plugin", "caekit_test_plugin_d", "train", "-m", "cae32", "-d", "plugin_stripes", "--image-size", "16"]
+    code, out, err = run_cli([*args, "--epochs", "1", "--runs-dir", str(runs), "--name", "s", "--no-progress"], capsys)
+    assert code == 0, err
+    assert "1x16x16" in out  # trained at the requested image size
+    assert (runs / "s" / "checkpoints" / "best.safetensors").is_file()
 
 
 def test_an_installed_entry_point_is_loaded(package_dir: Path) -> None:

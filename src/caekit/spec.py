@@ -329,11 +329,11 @@ def _unpool_layer(
     target: tuple[int, int],
     kernel: int,
     stride: int,
-    pool: Layer | None = None,
-    pool_index: int | None = None,
+    mirrors: tuple[int, Layer] | None = None,
 ) -> Layer:
-    """An upsampling layer; ``pool`` is the encoder pool it mirrors, if any."""
+    """An upsampling layer; ``mirrors``: the encoder pool it mirrors, if any, with its index among the pools."""
     c, h, w = shape
+    pool_index, pool = mirrors if mirrors is not None else (None, None)
     if kind == "max" and (pool is None or pool.mode != "max"):
         raise SpecError(f"{name}: max-unpooling needs the switches of a max pool to mirror; choose another upsample kind")
     if kind in ("average", "fixed") and kernel != stride:
@@ -360,7 +360,7 @@ def _mirror(spec: AutoencoderSpec, encoder: list[Layer]) -> list[Layer]:
         index = layer.name[len(layer.kind) :]
         if layer.kind == "pool":
             out = _unpool_layer(
-                f"unpool{index}", spec.upsample, shape, target, layer.kernel, layer.stride, layer, pools.index(layer)
+                f"unpool{index}", spec.upsample, shape, target, layer.kernel, layer.stride, (pools.index(layer), layer)
             )
         else:
             name = f"deconv{index}"
@@ -383,7 +383,7 @@ def _explicit_decoder(spec: AutoencoderSpec, encoder: list[Layer], shape: Shape)
                     raise SpecError(f"unpool{i}: more max-unpooling stages than encoder max pools")
                 pool_index = unused_pools.pop()
                 pool = pools[pool_index]
-                layer = _unpool_layer(f"unpool{i}", "max", shape, pool.in_shape[1:], pool.kernel, pool.stride, pool, pool_index)
+                layer = _unpool_layer(f"unpool{i}", "max", shape, pool.in_shape[1:], pool.kernel, pool.stride, (pool_index, pool))
             else:
                 target = (stage.size, stage.size) if stage.size else (h * stage.scale, w * stage.scale)
                 layer = _unpool_layer(f"unpool{i}", stage.kind, shape, target, stage.scale, stage.scale)

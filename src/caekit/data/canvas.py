@@ -21,6 +21,7 @@ from PIL import Image
 
 from caekit.data.datasets import (
     IMAGE_EXTENSIONS,
+    LoadRequest,
     centre_square,
     fit_square,
     load_dataset,
@@ -94,12 +95,10 @@ def make_canvases(
 
 
 @register_dataset("digit-canvas")
-def digit_canvas(
-    root: Path | None = None, split: str = "train", image_size: int | None = None, download: bool = False, **_: object
-) -> ImageSet:
+def digit_canvas(request: LoadRequest) -> ImageSet:
     """MNIST digits on 64x64 canvases, 1-4 each, with per-pixel masks (0 background, 1-10 digits); needs the MNIST root."""
-    size = image_size or CANVAS_SIZE
-    mnist = load_dataset("mnist", "train" if split == "train" else "test", root=root, download=download)
+    size, split = request.image_size or CANVAS_SIZE, request.split
+    mnist = load_dataset("mnist", "train" if split == "train" else "test", root=request.root, download=request.download)
     assert mnist is not None
     digits = mnist.images[:, 0].numpy()
     max_digits = 4 if size >= 48 else max(1, (size // 24) ** 2)
@@ -141,24 +140,17 @@ def read_mask(path: Path) -> Image.Image:
 
 
 @register_dataset("mask-folder")
-def mask_folder(
-    root: Path | None = None,
-    split: str = "train",
-    image_size: int | None = None,
-    channels: int | None = None,
-    fit: str = "pad",
-    strict: bool = False,
-    **_: object,
-) -> ImageSet | None:
+def mask_folder(request: LoadRequest) -> ImageSet | None:
     """Image/mask pairs: ROOT/images/NAME.* and ROOT/masks/NAME.png (or ROOT/{train,test}/...); mask value = class.
 
     Mask pixels hold class indices (0, 1, ..., K-1; 255 = ignore); ROOT/classes.txt may name the classes, one a
     line. Images and masks are fitted alike (pad marks padding as ignore, crop, stretch) to ``image_size``
     (default: the first image's larger side). The image label is the most frequent non-zero class of its mask.
     """
+    root, image_size, channels, fit = request.root, request.image_size, request.channels, request.fit
     if root is None:
         raise DataError("the mask-folder dataset needs --data-root DIR holding images/ and masks/")
-    base = split_folder(Path(root), split)
+    base = split_folder(root, request.split)
     if base is None:
         return None
     image_dir, mask_dir = base / "images", base / "masks"
@@ -169,7 +161,7 @@ def mask_folder(
     pairs = [(p, masks[p.stem]) for p in images if p.stem in masks]
     if not pairs:
         raise DataError(f"no image in '{image_dir}' has a mask of the same name in '{mask_dir}'")
-    if strict and len(pairs) < len(images):
+    if request.strict and len(pairs) < len(images):
         missing = next(p for p in images if p.stem not in masks)
         raise DataError(f"'{missing}' has no mask '{mask_dir / missing.stem}.png'")
     arrays, mask_arrays = [], []

@@ -1,7 +1,8 @@
 """The dataset registry: digits (embedded), mnist, fashion-mnist, cifar10 and class-per-folder images.
 
-Every loader returns an ``ImageSet`` (uint8 in memory) for one split, or None when the dataset has no such
-split (then ``splits.make_splits`` carves one out). torchvision's loaders are used as they are; they download
+A loader takes one ``LoadRequest`` (the split, the data root and how the images should come) and returns an
+``ImageSet`` (uint8 in memory) for that split, or None when the dataset has no such split (then
+``splits.make_splits`` carves one out). torchvision's loaders are used as they are; they download
 only when asked (``download=True``), never in tests.
 """
 
@@ -17,6 +18,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,12 +34,28 @@ from caekit.errors import DataError
 from caekit.fileio import atomic_write_text, cache_root, physical_memory, publish
 from caekit.registry import Registry
 
-Loader = Callable[..., ImageSet | None]
-DATASETS: Registry[Loader] = Registry("dataset")
-register_dataset = DATASETS.register
-
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 FIT_MODES = ("pad", "stretch", "crop")
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """What a dataset loader is asked for: one split, where the data lives, and how its images should come. A loader
+    uses the fields that apply to it (``load_dataset`` resizes and converts whatever comes back)."""
+
+    split: str = "train"
+    root: Path | None = None
+    image_size: int | None = None
+    channels: int | None = None
+    fit: str = "pad"  # one of FIT_MODES: how an image that is not square becomes one
+    download: bool = False  # torchvision's sets only, never in tests
+    strict: bool = False  # an unreadable image stops the load instead of being skipped
+    cache: bool = True  # folders: keep the decoded images in caekit's cache
+
+
+Loader = Callable[[LoadRequest], ImageSet | None]
+DATASETS: Registry[Loader] = Registry("dataset")
+register_dataset = DATASETS.register
 
 
 def default_data_root() -> Path:
@@ -62,15 +80,7 @@ def load_dataset(
     if fit not in FIT_MODES:
         raise DataError(f"unknown fit '{fit}'; choose one of: {', '.join(FIT_MODES)}")
     loader = DATASETS.get(name)
-    data = loader(
-        root=Path(root) if root else None,
-        split=split,
-        image_size=image_size,
-        channels=channels,
-        fit=fit,
-        download=download,
-        strict=strict,
-    )
+    data = loader(LoadRequest(split, Path(root) if root else None, image_size, channels, fit, download, strict))
     if data is None:
         return None
     data.name = name
@@ -121,23 +131,23 @@ def to_grey(images: torch.Tensor) -> torch.Tensor:
 
 
 @register_dataset("digits")
-def digits(root: Path | None = None, split: str = "train", **_: object) -> ImageSet | None:
+def digits(request: LoadRequest) -> ImageSet | None:
     """scikit-learn's bundled 8x8 handwritten digits (1,797 real scans; no download). No fixed test split."""
     from sklearn.datasets import load_digits
 
-    if split != "train":
+    if request.split != "train":
         return None
     bunch = load_digits()
     images = torch.from_numpy(np.rint(bunch.images * (255 / 16)).astype(np.uint8)).unsqueeze(1)
     return ImageSet(images, torch.from_numpy(bunch.target.astype(np.int64)), [str(i) for i in range(10)], "digits")
 
 
-def _torchvision_set(cls_name: str, root: Path | None, split: str, download: bool, hint: str) -> ImageSet:
+def _torchvision_set(cls_name: str, request: LoadRequest, hint: str) -> ImageSet:
     import torchvision.datasets as tvd
 
-    root = root or default_data_root()
+    root, split = request.root or default_data_root(), request.split
     try:
-        ds = getattr(tvd, cls_name)(str(root), train=split == "train", download=download)
+        ds = getattr(tvd, cls_name)(str(root), train=split == "train", download=request.download)
     except RuntimeError as exc:
         raise DataError(f"{cls_name} not found under '{root}' ({exc}); {hint}") from None
     data = ds.data if isinstance(ds.data, torch.Tensor) else torch.from_numpy(np.asarray(ds.data))
@@ -147,36 +157,28 @@ def _torchvision_set(cls_name: str, root: Path | None, split: str, download: boo
 
 
 @register_dataset("mnist")
-def mnist(root: Path | None = None, split: str = "train", download: bool = False, **_: object) -> ImageSet:
+def mnist(request: LoadRequest) -> ImageSet:
     """LeCun's handwritten digits, 60,000 train + 10,000 test, 1x28x28 (torchvision's loader, ROOT/MNIST/raw)."""
     return _torchvision_set(
-        "MNIST",
-        root,
-        split,
-        download,
-        "pass --data-root DIR holding MNIST/raw (e.g. made by shared/data/get_mnist.py DIR) or add --download",
+        "MNIST", request, "pass --data-root DIR holding MNIST/raw (e.g. made by shared/data/get_mnist.py DIR) or add --download"
     )
 
 
 @register_dataset("fashion-mnist")
-def fashion_mnist(root: Path | None = None, split: str = "train", download: bool = False, **_: object) -> ImageSet:
+def fashion_mnist(request: LoadRequest) -> ImageSet:
     """Zalando's clothing images, 60,000 train + 10,000 test, 1x28x28 (torchvision's loader, ROOT/FashionMNIST/raw)."""
-    return _torchvision_set(
-        "FashionMNIST", root, split, download, "pass --data-root DIR holding FashionMNIST/raw or add --download"
-    )
+    return _torchvision_set("FashionMNIST", request, "pass --data-root DIR holding FashionMNIST/raw or add --download")
 
 
 @register_dataset("cifar10")
-def cifar10(
-    root: Path | None = None, split: str = "train", download: bool = False, strict: bool = False, **_: object
-) -> ImageSet | None:
+def cifar10(request: LoadRequest) -> ImageSet | None:
     """torchvision's CIFAR-10 (cifar-10-batches-py), or the same images as train/ and test/ class folders."""
-    root = root or default_data_root()
+    root, split = request.root or default_data_root(), request.split
     for candidate in (root, root / "cifar10"):
         if (candidate / split).is_dir() and not (candidate / "cifar-10-batches-py").is_dir():
-            return folder(candidate, split, strict=strict)
+            return folder(LoadRequest(split, candidate, strict=request.strict, cache=request.cache))
     batches = root / "cifar-10-batches-py"
-    if not batches.is_dir() and download:
+    if not batches.is_dir() and request.download:
         from torchvision.datasets import CIFAR10
         from torchvision.datasets.utils import download_and_extract_archive
 
@@ -264,25 +266,16 @@ def split_folder(root: Path, split: str) -> Path | None:
 
 
 @register_dataset("folder")
-def folder(
-    root: Path | None = None,
-    split: str = "train",
-    image_size: int | None = None,
-    channels: int | None = None,
-    fit: str = "pad",
-    strict: bool = False,
-    cache: bool = True,
-    **_: object,
-) -> ImageSet | None:
+def folder(request: LoadRequest) -> ImageSet | None:
     """Images under ROOT/<class>/ (or ROOT/{train,test}/<class>/), any size, grey or colour.
 
     Each image is fitted into a square (``fit``: pad with its border colour, stretch, or centre crop) and resized to
     ``image_size`` (default: the largest side found, capped at 64). Unreadable images are skipped with a warning
     naming them, or stop the load when ``strict``.
     """
-    if root is None:
+    if request.root is None:
         raise DataError("the folder dataset needs --data-root DIR (class-per-folder images)")
-    split_root = split_folder(Path(root), split)
+    split_root = split_folder(request.root, request.split)
     if split_root is None:
         return None
     root = split_root
@@ -304,12 +297,12 @@ def folder(
         if not found:
             raise DataError(f"class folder '{root / name}' holds no images ({', '.join(IMAGE_EXTENSIONS)})")
         files += [(p, label) for p in found]
-    if image_size is not None:
-        check_fits(len(files), 3, image_size, str(root))
+    if request.image_size is not None:
+        check_fits(len(files), 3, request.image_size, str(root))
     if any(ignored.values()):
         counts = ", ".join(f"{n} {what}" for what, n in ignored.items() if n)
         warnings.warn(f"'{root}': ignored {counts} (images are {', '.join(IMAGE_EXTENSIONS)})", stacklevel=2)
-    return _decode_folder(root, classes, files, image_size, channels, fit, strict, cache)
+    return _decode_folder(root, classes, files, request)
 
 
 def centre_square(w: int, h: int) -> tuple[int, int, int, int]:
@@ -388,16 +381,8 @@ def _cache_key(root: Path, files: list[tuple[Path, int]], *options: object) -> s
     return digest.hexdigest()[:32]
 
 
-def _decode_folder(
-    root: Path,
-    classes: list[str],
-    files: list[tuple[Path, int]],
-    image_size: int | None,
-    channels: int | None,
-    fit: str,
-    strict: bool,
-    cache: bool,
-) -> ImageSet:
+def _decode_folder(root: Path, classes: list[str], files: list[tuple[Path, int]], request: LoadRequest) -> ImageSet:
+    image_size, channels, fit, strict, cache = request.image_size, request.channels, request.fit, request.strict, request.cache
     key = _cache_key(root, files, image_size, channels, fit, strict)
     cached = cache_dir() / "folders" / f"{key}.safetensors"
     if cache and cached.is_file():

@@ -8,8 +8,9 @@ the stack of layers (how many convolutions, pools, inception blocks, residual st
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from torch import Tensor, nn
 from torchvision import models as tvm
@@ -106,18 +107,24 @@ def cifar10_quick(num_classes: int = 10, input_shape: Shape = (3, 32, 32), weigh
     return _with_weights(CifarQuick(num_classes, cast(Shape, tuple(input_shape))), weights)  # type: ignore[return-value]
 
 
-@register_model("alexnet")
-def alexnet(
-    num_classes: int = 10,
-    input_shape: Shape = (3, 32, 32),
-    hidden: int | None = None,
-    dropout: float = 0.5,
-    weights: str | None = None,
-) -> nn.Module:
+@dataclass(frozen=True)
+class FCHead:
+    """The fully connected top that AlexNet and VGG16 share: two hidden layers of ``hidden`` units (None: the
+    builder's width for the input size) and ``dropout`` around them, where the paper puts it."""
+
+    hidden: int | None = None
+    dropout: float = 0.5
+
+
+@register_model("alexnet", options=FCHead)
+def alexnet(num_classes: int = 10, input_shape: Shape = (3, 32, 32), weights: str | None = None, **head: Any) -> nn.Module:
     """torchvision's AlexNet (5 conv, 3 pools, 3 FC), adapted to small inputs.
 
-    Small inputs: a 3x3 stride-1 first conv, pools rounding up, a 2x2 pooled FC input. ``hidden`` is the width of the two FC layers (4096 as published; 1024 by default for small inputs).
+    Small inputs: a 3x3 stride-1 first conv, pools rounding up, a 2x2 pooled FC input. ``hidden`` is the width of
+    the two FC layers (4096 as published; 1024 by default for small inputs).
     """
+    fc = FCHead(**head)
+    hidden, dropout = fc.hidden, fc.dropout
     c = input_shape[0]
     small = _is_small(tuple(input_shape))
     net = tvm.alexnet(weights=None, num_classes=num_classes, dropout=dropout)
@@ -140,20 +147,17 @@ def alexnet(
     return _with_weights(net, weights)
 
 
-@register_model("vgg16")
+@register_model("vgg16", options=FCHead)
 def vgg16(
-    num_classes: int = 10,
-    input_shape: Shape = (3, 32, 32),
-    hidden: int | None = None,
-    dropout: float = 0.5,
-    batch_norm: bool = True,
-    weights: str | None = None,
+    num_classes: int = 10, input_shape: Shape = (3, 32, 32), batch_norm: bool = True, weights: str | None = None, **head: Any
 ) -> nn.Module:
     """torchvision's VGG16 (13 conv, 5 pools, 3 FC; batch norm by default), adapted to small inputs.
 
     Small inputs: pools round up (28 -> 1x1 as 32 does) and the FC layers read the 1x1x512 map (width ``hidden``,
     default 512; 4096 otherwise).
     """
+    fc = FCHead(**head)
+    hidden, dropout = fc.hidden, fc.dropout
     c = input_shape[0]
     small = _is_small(tuple(input_shape))
     net = (tvm.vgg16_bn if batch_norm else tvm.vgg16)(weights=None, num_classes=num_classes, dropout=dropout)
@@ -209,4 +213,4 @@ def googlenet(
 BASELINES = ("lenet5", "cifar10_quick", "alexnet", "vgg16", "resnet18", "googlenet")
 
 
-__all__ = ["BASELINES", "CifarQuick", "LeNet5", "alexnet", "cifar10_quick", "googlenet", "lenet5", "resnet18", "vgg16"]
+__all__ = ["BASELINES", "CifarQuick", "FCHead", "LeNet5", "alexnet", "cifar10_quick", "googlenet", "lenet5", "resnet18", "vgg16"]

@@ -22,6 +22,7 @@ adversarial training.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -79,24 +80,29 @@ class ConditionalBatchNorm2d(nn.Module):
         return self.norm(x) * self.scale(labels)[:, :, None, None] + self.shift(labels)[:, :, None, None]
 
 
+@dataclass(frozen=True)
+class Frame:
+    """What a DCGAN's generator and discriminator share: the images' channels and side, the width of the
+    full-size block (doubled at every halving), the number of classes (0: unconditional) and how many 3x3 blocks
+    are added at the base size."""
+
+    channels: int
+    size: int
+    width: int = 64
+    num_classes: int = 0
+    extra_layers: int = 0
+
+
 G_CONDITIONINGS = ("embedding", "batchnorm")
 
 
 class Generator(nn.Module):
-    def __init__(
-        self,
-        out_channels: int,
-        size: int,
-        latent_dim: int = 64,
-        width: int = 64,
-        num_classes: int = 0,
-        extra_layers: int = 0,
-        conditioning: str = "batchnorm",
-    ) -> None:
+    def __init__(self, frame: Frame, latent_dim: int = 64, conditioning: str = "batchnorm") -> None:
         super().__init__()
         if conditioning not in G_CONDITIONINGS:
             raise ConfigError(f"unknown generator conditioning '{conditioning}'; choose one of {', '.join(G_CONDITIONINGS)}")
-        base, steps = _base_size(size)
+        width, num_classes, extra_layers = frame.width, frame.num_classes, frame.extra_layers
+        base, steps = _base_size(frame.size)
         self.latent_dim, self.num_classes = latent_dim, num_classes
         embed = bool(num_classes) and conditioning == "embedding"
         self.embed = nn.Embedding(num_classes, latent_dim) if embed else None
@@ -115,7 +121,8 @@ class Generator(nn.Module):
         for _ in range(steps - 1):
             layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), norm(c // 2), nn.ReLU(True)]
             c //= 2
-        layers += [ConvTranspose2d(c, out_channels, 4, 2, 1) if steps else nn.Conv2d(c, out_channels, 3, 1, 1), nn.Tanh()]
+        out = frame.channels
+        layers += [ConvTranspose2d(c, out, 4, 2, 1) if steps else nn.Conv2d(c, out, 3, 1, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -150,28 +157,19 @@ D_CONDITIONINGS = ("concat", "projection")
 
 
 class Discriminator(nn.Module):
-    def __init__(
-        self,
-        in_channels: int,
-        size: int,
-        width: int = 64,
-        num_classes: int = 0,
-        norm: str = "batch",
-        extra_layers: int = 0,
-        conditioning: str = "concat",
-        minibatch_std: bool = False,
-    ) -> None:
+    def __init__(self, frame: Frame, norm: str = "batch", conditioning: str = "concat", minibatch_std: bool = False) -> None:
         super().__init__()
         if norm not in D_NORMS:
             raise ConfigError(f"unknown discriminator norm '{norm}'; choose one of {', '.join(D_NORMS)}")
         if conditioning not in D_CONDITIONINGS:
             raise ConfigError(f"unknown discriminator conditioning '{conditioning}'; choose one of {', '.join(D_CONDITIONINGS)}")
-        base, steps = _base_size(size)
+        width, num_classes, extra_layers = frame.width, frame.num_classes, frame.extra_layers
+        base, steps = _base_size(frame.size)
         self.num_classes = num_classes
         self.concat_labels = bool(num_classes) and conditioning == "concat"
         batch_norm = norm == "batch"
         layers: list[nn.Module]
-        c, layers = in_channels + (num_classes if self.concat_labels else 0), []
+        c, layers = frame.channels + (num_classes if self.concat_labels else 0), []
         for i in range(steps):
             out = width * 2**i
             layers += [nn.Conv2d(c, out, 4, 2, 1, bias=i == 0 or not batch_norm)]
@@ -234,8 +232,9 @@ class DCGAN(nn.Module):
         if not 0 <= ema_decay < 1:
             raise ConfigError(f"ema_decay must lie in [0, 1), got {ema_decay}")
         self.input_shape, self.latent_dim, self.num_classes, self.ema_decay = (c, h, w), latent_dim, num_classes, ema_decay
-        self.generator = Generator(c, h, latent_dim, width, num_classes, extra_layers, g_conditioning)
-        self.discriminator = Discriminator(c, h, width, num_classes, d_norm, extra_layers, d_conditioning, d_minibatch_std)
+        frame = Frame(c, h, width, num_classes, extra_layers)
+        self.generator = Generator(frame, latent_dim, g_conditioning)
+        self.discriminator = Discriminator(frame, d_norm, d_conditioning, d_minibatch_std)
         self.apply(dcgan_init)
         self.generator_ema: Generator | None = None
         if ema_decay:

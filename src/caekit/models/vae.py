@@ -8,7 +8,7 @@ log-variance). ``forward`` returns the decoder's mean for the posterior mean, so
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +18,7 @@ from caekit.errors import ConfigError
 from caekit.layers import ConvTranspose2d
 from caekit.models.cae import EncoderOutput
 from caekit.models.registry import register_model
+from caekit.spec import as_shape
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -210,24 +211,13 @@ def kl_standard_normal(mean: Tensor, logvar: Tensor) -> Tensor:
     return 0.5 * (mean.float().pow(2) + logvar.float().exp() - 1 - logvar.float()).sum(1)
 
 
-@register_model("vae")
-def vae(
-    input_shape: tuple[int, int, int] = (1, 28, 28),
-    latent_dim: int = 16,
-    channels: tuple[int, ...] = (32, 64),
-    likelihood: str = "bernoulli",
-) -> ConvVAE:
+@register_model("vae", options=ConvVAE, fixed=("num_classes",))
+def vae(input_shape: tuple[int, int, int] | list[int] = (1, 28, 28), **options: Any) -> ConvVAE:
     """Convolutional VAE: strided-conv encoder to mean/log-variance, transposed-conv decoder."""
-    return ConvVAE(tuple(input_shape), latent_dim, tuple(channels), likelihood)  # type: ignore[arg-type]
+    return ConvVAE(as_shape(input_shape), **options)
 
 
-@register_model("cvae")
-def cvae(
-    input_shape: tuple[int, int, int] = (1, 28, 28),
-    latent_dim: int = 16,
-    channels: tuple[int, ...] = (32, 64),
-    likelihood: str = "bernoulli",
-    num_classes: int = 10,
-) -> ConvVAE:
+@register_model("cvae", options=ConvVAE)
+def cvae(input_shape: tuple[int, int, int] | list[int] = (1, 28, 28), num_classes: int = 10, **options: Any) -> ConvVAE:
     """Class-conditional convolutional VAE (label one-hot into encoder and decoder), for augmentation."""
-    return ConvVAE(tuple(input_shape), latent_dim, tuple(channels), likelihood, num_classes)  # type: ignore[arg-type]
+    return ConvVAE(as_shape(input_shape), num_classes=num_classes, **options)
