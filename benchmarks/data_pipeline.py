@@ -1,6 +1,6 @@
 """Data-pipeline throughput: caekit's in-memory uint8 batches against torchvision's per-item decoding with DataLoader.
 
-caekit decodes a folder of images once into a uint8 tensor (cached as safetensors) and every epoch slices batches
+caekit decodes a folder of images once into uint8 (its store in caekit's cache) and every epoch slices batches
 from memory; the usual torchvision pipeline (``ImageFolder`` + ``ToTensor`` + ``DataLoader``) opens and decodes every
 file in every epoch. Both deliver shuffled float batches in [0, 1] of the same images. The training step of the
 reference CAE on those images is measured too: a pipeline is a bottleneck when it is slower than the step it feeds.

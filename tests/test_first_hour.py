@@ -70,7 +70,22 @@ def test_training_says_what_it_does_and_that_a_preset_adapted(tmp_path: Path, ca
     assert code == 0
     for words in ("device cpu", "train 1293", "val 144", "test 360", "1x8x8", "parameters", "code", str(tmp_path / "said")):
         assert words in out, words
-    assert "cae28 is 1x28x28; it was adapted to the data's 1x8x8" in out and "data.image_size=28" in out
+    assert "cae28 is 1x28x28; it was adapted to the data's 1x8x8" in out and "keep the preset's shape: --image-size 28," in out
+
+
+def test_a_preset_that_adapted_only_its_channels_names_only_those(capsys: pytest.CaptureFixture[str]) -> None:
+    from caekit.config import RunConfig
+    from caekit.data import make_splits
+    from caekit.runner import describe_run
+
+    splits = make_splits("digits", image_size=32)  # 1x32x32: cae32's size, not its three channels
+    line = next(
+        x
+        for x in describe_run(RunConfig(), torch.nn.Linear(1, 1), splits, None, torch.device("cpu")).splitlines()
+        if x.startswith("note")
+    )
+    assert "cae32 is 3x32x32; it was adapted to the data's 1x32x32" in line
+    assert "keep the preset's shape: --channels 3," in line and "--image-size" not in line
 
 
 # ------------------------------------------------------------------------------------------- outputs in the run folder

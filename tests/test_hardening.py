@@ -370,10 +370,15 @@ def test_a_damaged_or_unwritable_cache_costs_a_decode_and_nothing_else(tmp_path:
         for i in range(3):
             Image.fromarray(np.full((6, 6), 40 * i + (label == "b") * 100, np.uint8)).save(root / label / f"{i}.png")
     first = load_dataset("folder", root=root)
-    cache = Path(os.environ["CAEKIT_CACHE"]) / "folders"
-    for entry in cache.glob("*.safetensors"):
-        entry.write_bytes(b"garbage")
-    with pytest.warns(UserWarning, match="damaged; decoding the images again"):
+    (stored,) = (Path(os.environ["CAEKIT_CACHE"]) / "stores").glob("*/images.npy")
+    pixels = bytearray(stored.read_bytes())
+    pixels[-1] ^= 0xFF  # the same size, one pixel changed: only the digest can tell
+    stored.write_bytes(bytes(pixels))
+    with pytest.warns(UserWarning, match=r"is damaged \(.*does not match its sha256\); decoding the images again"):
+        again = load_dataset("folder", root=root)
+    assert torch.equal(first.images, again.images)
+    stored.write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match=r"is damaged \(.*images.npy holds 7 bytes.*\); decoding the images again"):
         again = load_dataset("folder", root=root)
     assert torch.equal(first.images, again.images)
     blocker = tmp_path / "not-a-folder"

@@ -52,6 +52,7 @@ class DataConfig(StrictModel):
     limit: int | None = Field(default=None, ge=10)  # a few images for each split at the least
     download: bool = False
     strict: bool = False
+    in_memory: bool | None = None  # folders: None loads a decoded set into memory when it takes a quarter of it or less
     augment: Literal["auto", "none", "digits", "natural"] = "auto"  # training batches only; see caekit.data.augment
 
     def split_options(self) -> dict[str, Any]:

@@ -198,10 +198,10 @@ def describe_run(cfg: RunConfig, model: nn.Module, splits: Splits, run: RunFolde
     preset = PRESETS.get(cfg.model.name)
     if preset is not None and cfg.model.args.get("input_shape") is None and tuple(preset.input_shape) != (c, h, w):
         pc, ph, _ = preset.input_shape
-        keep = f"data.image_size={ph}" + (f" and data.channels={pc}" if pc != c else "")
+        keep = " and ".join(([f"--image-size {ph}"] if (h, w) != (ph, ph) else []) + ([f"--channels {pc}"] if pc != c else []))
         lines.append(
             f"note   {cfg.model.name} is {'x'.join(map(str, preset.input_shape))}; it was adapted to the data's {c}x{h}x{w} "
-            f"(to keep its size: --image-size {ph}, or --set {keep})"
+            f"(to keep the preset's shape: {keep}, or data.image_size / data.channels in a config)"
         )
     return "\n".join(lines)
 

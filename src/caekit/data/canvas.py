@@ -100,7 +100,7 @@ def digit_canvas(request: LoadRequest) -> ImageSet:
     size, split = request.image_size or CANVAS_SIZE, request.split
     mnist = load_dataset("mnist", "train" if split == "train" else "test", root=request.root, download=request.download)
     assert mnist is not None
-    digits = mnist.images[:, 0].numpy()
+    digits = mnist.pixels()[:, 0].numpy()
     max_digits = 4 if size >= 48 else max(1, (size // 24) ** 2)
     count = CANVAS_COUNTS["train" if split == "train" else "test"]
     images, masks, first = make_canvases(digits, mnist.labels.numpy(), count, size, max_digits, CANVAS_SEEDS.get(split, 1))

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import codecs
 import hashlib
-import json
 import os
 import pickle  # restricted below: CIFAR-10's batches are pickles, and only arrays come out of them
-import tempfile
+import shutil
+import sys
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,12 +26,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from caekit.data.imageset import ImageSet
+from caekit.data.store import Store, StoreWriter, locked, open_store
 from caekit.errors import DataError
-from caekit.fileio import atomic_write_text, cache_root, physical_memory, publish
+from caekit.fileio import atomic_write_text, cache_root, physical_memory
 from caekit.registry import Registry
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -50,7 +49,8 @@ class LoadRequest:
     fit: str = "pad"  # one of FIT_MODES: how an image that is not square becomes one
     download: bool = False  # torchvision's sets only, never in tests
     strict: bool = False  # an unreadable image stops the load instead of being skipped
-    cache: bool = True  # folders: keep the decoded images in caekit's cache
+    cache: bool = True  # folders: keep the decoded images in a store in caekit's cache
+    in_memory: bool | None = None  # folders: load the store into memory (None: when it takes a quarter of it or less)
 
 
 Loader = Callable[[LoadRequest], ImageSet | None]
@@ -75,12 +75,14 @@ def load_dataset(
     fit: str = "pad",
     download: bool = False,
     strict: bool = False,
+    in_memory: bool | None = None,
 ) -> ImageSet | None:
     """One split of a registered dataset, resized to ``image_size`` and converted to ``channels`` if given."""
     if fit not in FIT_MODES:
         raise DataError(f"unknown fit '{fit}'; choose one of: {', '.join(FIT_MODES)}")
     loader = DATASETS.get(name)
-    data = loader(LoadRequest(split, Path(root) if root else None, image_size, channels, fit, download, strict))
+    request = LoadRequest(split, Path(root) if root else None, image_size, channels, fit, download, strict, in_memory=in_memory)
+    data = loader(request)
     if data is None:
         return None
     data.name = name
@@ -99,8 +101,11 @@ def check_fits(count: int, channels: int, size: int, what: str, bytes_per_value:
 
 
 def conform(data: ImageSet, image_size: int | None, channels: int | None) -> ImageSet:
-    """Resize (antialiased bilinear) and convert channels (grey <-> RGB) of a whole set at once."""
-    images = data.images
+    """Resize (antialiased bilinear) and convert channels (grey <-> RGB) of a whole set at once (in memory)."""
+    c, h, w = data.shape
+    if (image_size is None or (h, w) == (image_size, image_size)) and channels in (None, c):
+        return data
+    images = data.pixels()
     if image_size is not None and image_size != images.shape[-1]:  # the float copies of the resize: 4 bytes a value, twice
         check_fits(len(images), max(images.shape[1], channels or 0), image_size, data.name, bytes_per_value=9)
     if channels is not None and channels != images.shape[1]:
@@ -116,8 +121,6 @@ def conform(data: ImageSet, image_size: int | None, channels: int | None) -> Ima
             for part in images.split(4096)
         ]
         images = torch.cat(chunks).round_().clamp_(0, 255).to(torch.uint8)
-    if images is data.images:
-        return data
     return ImageSet(images, data.labels, data.classes, data.name, data.extras)
 
 
@@ -176,7 +179,7 @@ def cifar10(request: LoadRequest) -> ImageSet | None:
     root, split = request.root or default_data_root(), request.split
     for candidate in (root, root / "cifar10"):
         if (candidate / split).is_dir() and not (candidate / "cifar-10-batches-py").is_dir():
-            return folder(LoadRequest(split, candidate, strict=request.strict, cache=request.cache))
+            return folder(replace(request, root=candidate))
     batches = root / "cifar-10-batches-py"
     if not batches.is_dir() and request.download:
         from torchvision.datasets import CIFAR10
@@ -297,8 +300,6 @@ def folder(request: LoadRequest) -> ImageSet | None:
         if not found:
             raise DataError(f"class folder '{root / name}' holds no images ({', '.join(IMAGE_EXTENSIONS)})")
         files += [(p, label) for p in found]
-    if request.image_size is not None:
-        check_fits(len(files), 3, request.image_size, str(root))
     if any(ignored.values()):
         counts = ", ".join(f"{n} {what}" for what, n in ignored.items() if n)
         warnings.warn(f"'{root}': ignored {counts} (images are {', '.join(IMAGE_EXTENSIONS)})", stacklevel=2)
@@ -372,37 +373,166 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return img
 
 
-def _cache_key(root: Path, files: list[tuple[Path, int]], *options: object) -> str:
+def _store_folder(root: Path, request: LoadRequest) -> Path:
+    """Where the store of ``root`` decoded for ``request`` lives: one per folder and size, channels and fit."""
     digest = hashlib.sha256(str(root.resolve()).encode())
-    for path, label in files:
-        stat = path.stat()
-        digest.update(f"{path.relative_to(root)}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-    digest.update(repr(options).encode())
-    return digest.hexdigest()[:32]
+    digest.update(repr((request.image_size, request.channels, request.fit)).encode())
+    return cache_dir() / "stores" / digest.hexdigest()[:32]
+
+
+IN_MEMORY_SHARE = 4  # data.in_memory unset: a set up to a quarter of this machine's memory is loaded into it
+CHUNK = 1024  # images decoded, converted and appended at a time
 
 
 def _decode_folder(root: Path, classes: list[str], files: list[tuple[Path, int]], request: LoadRequest) -> ImageSet:
-    image_size, channels, fit, strict, cache = request.image_size, request.channels, request.fit, request.strict, request.cache
-    key = _cache_key(root, files, image_size, channels, fit, strict)
-    cached = cache_dir() / "folders" / f"{key}.safetensors"
-    if cache and cached.is_file():
+    """The folder's images from its store in caekit's cache, decoding only files the store does not hold yet;
+    loaded into memory when they fit (``request.in_memory``), else read from disk batch by batch."""
+    store_dir = _store_folder(root, request)
+    labels = torch.tensor([label for _, label in files], dtype=torch.long)
+    if request.cache:
         try:
-            tensors = load_file(cached)
-            meta = json.loads((cached.with_suffix(".json")).read_text())
-            images, labels = tensors["images"], tensors["labels"]
-            if images.dtype != torch.uint8 or images.dim() != 4 or len(labels) != len(images):
-                raise ValueError("unexpected tensors")
-            _warn_skipped(meta["skipped"], len(files), key)
-            return ImageSet(images, labels, classes, root.name)
-        except (OSError, ValueError, KeyError, TypeError, SafetensorError):
-            warnings.warn(f"the cached copy of '{root}' ({cached}) is damaged; decoding the images again", stacklevel=3)
+            with locked(store_dir):
+                store, rows, skipped = _update_store(store_dir, root, files, request)
+        except OSError as exc:  # a read-only or full cache folder costs a decode in memory, nothing more
+            warnings.warn(
+                f"could not cache the decoded images in {store_dir.parent} ({exc.strerror}); set CAEKIT_CACHE to a "
+                "writable folder to skip decoding next time",
+                stacklevel=3,
+            )
+        else:
+            kept = rows >= 0
+            _check_skipped(root, classes, files, labels[kept], skipped, request.strict, store_dir.name)
+            images = store.images(rows[kept])
+            in_memory = request.in_memory
+            if in_memory is None:
+                in_memory = images.numel() <= physical_memory() // IN_MEMORY_SHARE
+            if in_memory:
+                check_fits(len(images), images.shape[1], images.shape[2], str(root))
+                return ImageSet(images.load(), labels[kept], classes, root.name)
+            return ImageSet(images, labels[kept], classes, root.name)
+    check_fits(len(files), request.channels or 3, request.image_size or 64, str(root))
+    size = request.image_size or _default_size([path for path, _ in files])
+    chunks, positions, skipped = [], [], []
+    for chunk, where, unread in _decode_chunks([path for path, _ in files], request.fit, size, f"decoding {root.name}"):
+        chunks.append(chunk)
+        positions += where
+        skipped += [(str(files[i][0]), why) for i, why in unread]
+    taken = torch.tensor(positions, dtype=torch.long)
+    _check_skipped(root, classes, files, labels[taken], skipped, request.strict, store_dir.name)
+    decoded = torch.from_numpy(np.concatenate(chunks)) if chunks else torch.zeros((0, 3, size, size), dtype=torch.uint8)
+    return ImageSet(_channels(decoded, request.channels, _is_grey(decoded)), labels[taken], classes, root.name)
 
+
+def _default_size(paths: list[Path]) -> int:
+    """The largest side of the images, from their headers, capped at 64."""
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        # the size first, from the headers; then each image is fitted as soon as it is decoded, so memory holds the
-        # small images and only as many full-size ones as there are threads (100 photos of 2000x2000: 2.4 GB before)
-        size = image_size or min(64, max([max(wh) for wh in pool.map(lambda item: header_size(item[0]), files) if wh] or [1]))
-        decoded = list(pool.map(lambda item: _decode_fitted(item[0], fit, size), files))
-    skipped = [(str(path), why) for (path, _), (img, why) in zip(files, decoded) if img is None]
+        return min(64, max([max(wh) for wh in pool.map(header_size, paths) if wh] or [1]))
+
+
+def _decode_chunks(
+    paths: list[Path], fit: str, size: int, what: str
+) -> Iterator[tuple[np.ndarray, list[int], list[tuple[int, str]]]]:
+    """Decode ``paths`` in parallel, ``CHUNK`` at a time: (uint8 RGB [n, 3, size, size] of the readable ones, their
+    positions in ``paths``, (position, why) of the others). Memory holds one chunk and as many full-size images as
+    there are threads; a progress bar shows on a terminal."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(paths), desc=what, unit="img", disable=not sys.stderr.isatty() or len(paths) < CHUNK, leave=False)
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool, bar:
+        for start in range(0, len(paths), CHUNK):
+            part = paths[start : start + CHUNK]
+            decoded = list(pool.map(lambda path: _decode_fitted(path, fit, size), part))
+            kept = [(start + i, np.asarray(img)) for i, (img, _) in enumerate(decoded) if img is not None]
+            unread = [(start + i, why) for i, (img, why) in enumerate(decoded) if img is None]
+            array = np.stack([a for _, a in kept]).transpose(0, 3, 1, 2) if kept else np.zeros((0, 3, size, size), np.uint8)
+            bar.update(len(part))
+            yield array, [i for i, _ in kept], unread
+
+
+def _is_grey(images: torch.Tensor) -> bool:
+    return bool((images[:, 0] == images[:, 1]).all() and (images[:, 1] == images[:, 2]).all())
+
+
+def _channels(images: torch.Tensor, channels: int | None, grey: bool) -> torch.Tensor:
+    """RGB uint8 images as ``channels`` (None: one when every image is grey, else three)."""
+    if channels == 1 or (channels is None and grey):
+        return images[:, :1].contiguous() if grey else to_grey(images)
+    return images
+
+
+def _update_store(
+    folder: Path, root: Path, files: list[tuple[Path, int]], request: LoadRequest, colour: bool = False
+) -> tuple[Store, torch.Tensor, list[tuple[str, str]]]:
+    """Open the folder's store and append the files it lacks (rebuilding it when a file it holds has changed, the
+    default image size moved, or a colour image joins a grey store). Returns the store, each file's row (-1:
+    unreadable) and the unreadable files with their reasons."""
+    try:
+        store = open_store(folder)
+        known: dict[str, list] = store.entries["files"] if store is not None else {}
+        grey_store = bool(store.entries["grey"]) if store is not None else not colour
+    except (DataError, KeyError, TypeError) as exc:
+        warnings.warn(f"the cached copy of '{root}' is damaged ({exc}); decoding the images again", stacklevel=4)
+        store, known, grey_store = None, {}, not colour
+    stats = [path.stat() for path, _ in files]
+    names = [str(path.relative_to(root)) for path, _ in files]
+    fresh = {name for name, st in zip(names, stats) if name in known and known[name][:2] == [st.st_size, st.st_mtime_ns]}
+    changed = any(name in known and name not in fresh for name in names)
+    new = [i for i, name in enumerate(names) if name not in fresh]
+    sides = {name: known[name][2] for name in fresh}
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        for i, wh in zip(new, pool.map(lambda i: header_size(files[i][0]), new)):
+            sides[names[i]] = max(wh) if wh else 0
+    size = request.image_size or min(64, max(list(sides.values()) or [1]) or 1)
+    if store is not None and (changed or store.shape[1] != size):
+        store = None
+    if store is None:
+        shutil.rmtree(folder, ignore_errors=True)
+        known, new = {}, list(range(len(files)))
+    entries: dict[str, Any] = {"root": str(root.resolve()), "grey": grey_store, "files": dict(known)}
+    writer: StoreWriter | None = None
+    try:
+        for chunk, where, unread in _decode_chunks([files[i][0] for i in new], request.fit, size, f"decoding {root.name}"):
+            images = torch.from_numpy(chunk)
+            grey = _is_grey(images)
+            if writer is None:
+                if store is None:  # a new store's channels: as asked, else one while every image so far is grey
+                    entries["grey"] = grey and not colour
+                channels = request.channels or (1 if entries["grey"] else 3)
+                writer = StoreWriter(folder, (channels, size, size), store)
+            if request.channels is None and entries["grey"] and not grey:  # a colour image in a grey store
+                writer.abort()
+                shutil.rmtree(folder, ignore_errors=True)
+                return _update_store(folder, root, files, request, colour=True)
+            row = writer.count + writer.added
+            writer.append(_channels(images, writer.shape[0], grey).numpy())
+            for offset, j in enumerate(where):
+                i = new[j]
+                entries["files"][names[i]] = [stats[i].st_size, stats[i].st_mtime_ns, sides[names[i]], row + offset, ""]
+            for j, why in unread:
+                i = new[j]
+                entries["files"][names[i]] = [stats[i].st_size, stats[i].st_mtime_ns, sides[names[i]], -1, why]
+        if writer is not None:
+            store = writer.commit(entries)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    assert store is not None
+    rows = torch.tensor([entries["files"][name][3] for name in names], dtype=torch.long)
+    skipped = [(str(files[i][0]), entries["files"][name][4]) for i, name in enumerate(names) if rows[i] < 0]
+    return store, rows, skipped
+
+
+def _check_skipped(
+    root: Path,
+    classes: list[str],
+    files: list[tuple[Path, int]],
+    kept_labels: torch.Tensor,
+    skipped: list[tuple[str, str]],
+    strict: bool,
+    key: str,
+) -> None:
+    """Refuse (strict) or warn about unreadable images; refuse a set or a class left with none."""
     if skipped and strict:
         more = (
             f"; {len(skipped) - 1} more: {', '.join(path for path, _ in skipped[1:6])}{', ...' if len(skipped) > 6 else ''}"
@@ -410,44 +540,12 @@ def _decode_folder(root: Path, classes: list[str], files: list[tuple[Path, int]]
             else ""
         )
         raise DataError(f"unreadable image {skipped[0][0]}: {skipped[0][1]}{more} (or leave data.strict off to skip them)")
-    kept = [(img, label) for (_, label), (img, _) in zip(files, decoded) if img is not None]
-    if not kept:
+    if not len(kept_labels):
         raise DataError(f"no readable images under '{root}'")
-    empty = sorted(set(range(len(classes))) - {label for _, label in kept})
+    empty = sorted(set(range(len(classes))) - set(kept_labels.tolist()))
     if empty:
         raise DataError(f"class '{classes[empty[0]]}' has no readable images under '{root}'")
-    arrays = [np.asarray(img) for img, _ in kept]
-    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
-    grey = bool((images[:, 0] == images[:, 1]).all() and (images[:, 1] == images[:, 2]).all())
-    if channels == 1 or (channels is None and grey):
-        images = images[:, :1] if grey else to_grey(images)
-    images = images.contiguous()
-    labels = torch.tensor([label for _, label in kept], dtype=torch.long)
     _warn_skipped(skipped, len(files), key)
-    if cache:
-        try:
-            _write_cache(cached, root, skipped, images, labels)
-        except OSError as exc:  # a read-only or full cache folder costs the next run a decode, nothing more
-            warnings.warn(
-                f"could not cache the decoded images in {cached.parent} ({exc.strerror}); set CAEKIT_CACHE to a writable "
-                "folder to skip decoding next time",
-                stacklevel=3,
-            )
-    return ImageSet(images, labels, classes, root.name)
-
-
-def _write_cache(cached: Path, root: Path, skipped: list[tuple[str, str]], images: torch.Tensor, labels: torch.Tensor) -> None:
-    """The decoded set and its skipped files, each written atomically (several DDP ranks may decode one folder at once)."""
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(cached.with_suffix(".json"), json.dumps({"root": str(root), "skipped": skipped}))
-    fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=f".{cached.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({"images": images, "labels": labels}, tmp)
-        publish(tmp, cached)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def header_size(path: Path) -> tuple[int, int] | None:
@@ -469,8 +567,11 @@ def _decode_fitted(path: Path, fit: str, size: int) -> tuple[Image.Image | None,
 def _warn_skipped(skipped: list, total: int, key: str) -> None:
     """One warning for all unreadable images, naming a file that lists each with its reason (path TAB reason)."""
     if skipped:
-        listing = cache_dir() / "folders" / f"{key}.skipped.tsv"
-        atomic_write_text(listing, "".join(f"{path}\t{why}\n" for path, why in skipped))
+        listing = cache_dir() / "stores" / f"{key}.skipped.tsv"
+        try:
+            atomic_write_text(listing, "".join(f"{path}\t{why}\n" for path, why in skipped))
+        except OSError:
+            listing = Path("(no list: the cache folder is not writable)")
         # a reason from a cache written before causes were recorded has none of them: counted as damaged
         causes = Counter(next((c for c in SKIP_CAUSES if why.startswith(f"{c}: ")), "damaged") for _, why in skipped)
         counted = ", ".join(f"{n} {cause}" for cause, n in sorted(causes.items(), key=lambda item: -item[1]))

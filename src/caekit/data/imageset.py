@@ -1,4 +1,4 @@
-"""``ImageSet``: a whole dataset decoded once into a uint8 tensor, and the in-memory batch iterator."""
+"""``ImageSet``: a whole dataset decoded once into uint8 (in memory, or in an on-disk store), and the batch iterator."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+
+from caekit.data.store import StoredImages
 
 if TYPE_CHECKING:
     import numpy as np
@@ -20,9 +22,10 @@ def to_unit(images: Tensor) -> Tensor:
 
 @dataclass
 class ImageSet:
-    """Images as uint8 [N, C, H, W] with int64 labels; an epoch never decodes a file."""
+    """Images as uint8 [N, C, H, W] with int64 labels; an epoch never decodes a file. ``images`` is a tensor, or
+    ``StoredImages`` for a set that stays on disk (``in_memory`` says which)."""
 
-    images: Tensor
+    images: Tensor | StoredImages
     labels: Tensor
     classes: list[str]
     name: str = "images"
@@ -42,16 +45,24 @@ class ImageSet:
         """Channels, height, width of one image."""
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
+    @property
+    def in_memory(self) -> bool:
+        return isinstance(self.images, Tensor)
+
     def subset(self, indices: Tensor | np.ndarray | list[int], name: str | None = None) -> ImageSet:
+        """The images at ``indices`` (a stored set's subset stays on disk)."""
         idx = torch.as_tensor(indices, dtype=torch.long)
-        return ImageSet(
-            self.images[idx], self.labels[idx], self.classes, name or self.name, {k: v[idx] for k, v in self.extras.items()}
-        )
+        images = self.images.take(idx) if isinstance(self.images, StoredImages) else self.images[idx]
+        return ImageSet(images, self.labels[idx], self.classes, name or self.name, {k: v[idx] for k, v in self.extras.items()})
+
+    def pixels(self) -> Tensor:
+        """All images as one uint8 tensor in memory (a stored set is read whole: for small sets and subsets)."""
+        return self.images.load() if isinstance(self.images, StoredImages) else self.images
 
     def class_counts(self) -> list[int]:
         return torch.bincount(self.labels, minlength=len(self.classes)).tolist()
 
-    def tensors(self) -> dict[str, Tensor]:
+    def tensors(self) -> dict[str, Tensor | StoredImages]:
         """What a batch holds: ``image`` (uint8), ``label`` and any extras."""
         return {"image": self.images, "label": self.labels, **self.extras}
 
@@ -71,7 +82,7 @@ class Batches:
 
     def __init__(
         self,
-        tensors: dict[str, Tensor],
+        tensors: dict[str, Tensor | StoredImages],
         batch_size: int,
         shuffle: bool = True,
         seed: int = 0,

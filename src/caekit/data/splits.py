@@ -83,6 +83,7 @@ def make_splits(
     limit: int | None = None,
     download: bool = False,
     strict: bool = False,
+    in_memory: bool | None = None,
 ) -> Splits:
     """Train/validation/test of a registered dataset; sets without a test split get one carved out by seed."""
     options: dict[str, Any] = {
@@ -92,6 +93,7 @@ def make_splits(
         "fit": fit,
         "download": download,
         "strict": strict,
+        "in_memory": in_memory,
     }
     train = load_dataset(name, "train", **options)
     assert train is not None

@@ -144,12 +144,12 @@ def embed(
             data.classes,
             out / f"{method}.png",
             title=title,
-            images=subset.images if thumbnails else None,
+            images=subset.pixels() if thumbnails else None,
             thumbnails=thumbnails,
             seed=seed,
         )
     if projector:
-        result.paths.update(export_projector(codes, labels, data.classes, out / "projector", subset.images))
+        result.paths.update(export_projector(codes, labels, data.classes, out / "projector", subset.pixels()))
     return result
 
 

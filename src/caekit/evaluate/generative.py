@@ -193,7 +193,7 @@ def with_synthetic(data: ImageSet, images: Tensor, labels: Tensor) -> ImageSet:
     """``data`` plus generated images (float [0, 1] -> uint8)."""
     synthetic = (images.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
     return ImageSet(
-        torch.cat([data.images, synthetic]), torch.cat([data.labels, labels.cpu()]), data.classes, f"{data.name}+synthetic"
+        torch.cat([data.pixels(), synthetic]), torch.cat([data.labels, labels.cpu()]), data.classes, f"{data.name}+synthetic"
     )
 
 
@@ -210,7 +210,7 @@ def oversampled(data: ImageSet, target: int, rare: list[int], seed: int = 0) -> 
 
 def classification_scores(model: nn.Module, test: ImageSet, rare: list[int]) -> dict[str, float]:
     """Accuracy, macro F1 over all classes and macro F1 over the rare classes only."""
-    predicted = classify(model, test.images)[0].numpy()
+    predicted = classify(model, test.pixels())[0].numpy()
     truth = test.labels.numpy()
     common = [c for c in range(len(test.classes)) if c not in rare]
     return {

@@ -165,13 +165,14 @@ class Engine:
 
     def batches(self, data: ImageSet, shuffle: bool, batch_size: int | None = None) -> Batches:
         tensors = data.tensors()
-        if self.device.type == "cuda":
-            size = sum(t.numel() * t.element_size() for t in tensors.values())
+        in_memory = {k: v for k, v in tensors.items() if isinstance(v, Tensor)}
+        if self.device.type == "cuda" and len(in_memory) == len(tensors):  # a stored set is gathered batch by batch
+            size = sum(t.numel() * t.element_size() for t in in_memory.values())
             free, _ = torch.cuda.mem_get_info(self.device)
             if size < free // 4:  # the uint8 set lives on the GPU: batches are gathered there, no copies per step
-                tensors = {k: v.to(self.device) for k, v in tensors.items()}
+                tensors = {k: v.to(self.device) for k, v in in_memory.items()}
             else:  # pinned host memory, so the per-batch copies can overlap compute
-                tensors = {k: v.pin_memory() for k, v in tensors.items()}
+                tensors = {k: v.pin_memory() for k, v in in_memory.items()}
         weights = self.objective.sample_weights(data) if shuffle else None
         return Batches(
             tensors,

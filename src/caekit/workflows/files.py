@@ -246,7 +246,7 @@ def cluster_split(
     if len(data) > max_points:
         data = hold_out(data, 1 - max_points / len(data), seed)[0]
     codes = inference.encode(model, data, progress=True)
-    rows = compare_clusterings(codes, data.images.numpy(), data.labels.numpy(), k, methods, pca_dims, seed, max_points=None)
+    rows = compare_clusterings(codes, data.pixels().numpy(), data.labels.numpy(), k, methods, pca_dims, seed, max_points=None)
     table = rows_to_markdown(rows)
     atomic_write_text(path, f"{data.name} {split}: {len(data)} images\n\n{table}\n")
     return table, len(data), path
