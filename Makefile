@@ -25,8 +25,8 @@ test: setup data/MNIST/raw/train-images-idx3-ubyte
 	$(PY) -m pytest
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 	$(VENV)/bin/mypy
 
 # the wheel and sdist a release would upload, checked as PyPI would check them

@@ -226,6 +226,23 @@ def test_an_image_too_large_to_decode_is_refused_from_its_header(tmp_path: Path)
     assert image is None and why.startswith("too large: 10000x10000 pixels")
 
 
+def test_a_large_jpeg_is_decoded_reduced_and_still_right(tmp_path: Path) -> None:
+    from sklearn.datasets import load_sample_image
+
+    from caekit.data.datasets import fit_square
+
+    photo = tmp_path / "china.jpg"
+    Image.fromarray(load_sample_image("china.jpg")).save(photo, quality=95)  # a real 640x427 photograph
+    reduced, why = read_image(photo, reduce_to=64)
+    assert reduced is not None, why
+    assert reduced.size == (160, 107)  # 1/4: at 1/8 the short side (54) would fall below 64
+    full, _ = read_image(photo)
+    assert full is not None and full.size == (640, 427)
+    small = np.asarray(fit_square(reduced, "crop", 64), dtype=np.float64)
+    reference = np.asarray(fit_square(full, "crop", 64), dtype=np.float64)
+    assert 10 * np.log10(255**2 / np.mean((small - reference) ** 2)) > 30  # dB: the same picture
+
+
 # ------------------------------------------------------------------------------------------- run folders
 
 

@@ -39,6 +39,7 @@ class StrictModel(BaseModel):
 class ModelConfig(StrictModel):
     name: str = "cae32"
     args: dict[str, Any] = Field(default_factory=dict)
+    pretrained: str | None = None  # start from the model zoo's weights trained on this (e.g. "mnist")
 
 
 class DataConfig(StrictModel):

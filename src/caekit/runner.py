@@ -29,6 +29,7 @@ from caekit.data.splits import Splits, make_splits
 from caekit.device import resolve_device
 from caekit.errors import DataError
 from caekit.inference import run_splits
+from caekit.models.pretrained import load_pretrained
 from caekit.models.registry import MODELS
 from caekit.models.weights import create_checked, load_trained
 from caekit.runs import RunFolder
@@ -148,6 +149,8 @@ def train_run(
     cfg = cfg.model_copy(update={"optim": cfg.optim.resolved(objective.optimizer_defaults())})
     torch.manual_seed(cfg.train.seed)
     model = create_checked(cfg.model.name, args, "model")
+    if cfg.model.pretrained is not None and resume is None:
+        load_pretrained(model, cfg.model.name, cfg.model.pretrained, args)
     run = _open_run(cfg, resume) if write_run else None
     main = distributed.current().is_main
     if run is not None and main:
@@ -195,6 +198,8 @@ def describe_run(cfg: RunConfig, model: nn.Module, splits: Splits, run: RunFolde
         + (f", {torch.get_num_threads()} threads" if device.type == "cpu" else f" ({torch.cuda.get_device_name(device)})"),
         f"run    {run.path if run is not None else '(no run folder)'}",
     ]
+    if cfg.model.pretrained is not None:
+        lines.insert(1, f"start  the model zoo's {cfg.model.name}.{cfg.model.pretrained} weights")
     preset = PRESETS.get(cfg.model.name)
     if preset is not None and cfg.model.args.get("input_shape") is None and tuple(preset.input_shape) != (c, h, w):
         pc, ph, _ = preset.input_shape

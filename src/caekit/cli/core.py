@@ -27,6 +27,9 @@ def _data_overrides(
 @click.option("--model", "-m", "model_name", help="Architecture: a model or preset name (see `caekit models`).  [default: cae32]")
 @click.option("--spec", type=click.Path(dir_okay=False), help="Architecture spec file (YAML/JSON) for model 'cae'.")
 @click.option("--upsample", help="Decoder upsampling: max, average, fixed, nearest, bilinear, bicubic, transposed.")
+@click.option(
+    "--pretrained", help="Start from the model zoo's weights trained on this, e.g. mnist (`caekit models --pretrained`)."
+)
 @click.option("--dataset", "-d", help="Dataset name (see `caekit datasets`).  [default: digits]")
 @click.option("--data-root", type=click.Path(), help="Folder holding the dataset (never downloads unless --download).")
 @click.option("--image-size", type=int, help="Resize images to this square size (default: the dataset's own).")
@@ -48,6 +51,7 @@ def train(
     model_name,
     spec,
     upsample,
+    pretrained,
     dataset,
     data_root,
     image_size,
@@ -73,6 +77,7 @@ def train(
         "model.name": model_name,
         "model.args.spec": spec,
         "model.args.upsample": upsample,
+        "model.pretrained": pretrained,
         "objective.args.loss": loss,
         "train.epochs": epochs,
         "train.batch_size": batch_size,
@@ -213,10 +218,24 @@ def _with_plugins(entries: list[tuple[str, str]], registry: str) -> list[tuple[s
 
 
 @click.command("models")
-def list_models_command() -> None:
+@click.option("--pretrained", is_flag=True, help="List the model zoo's pretrained weights with their test figures instead.")
+def list_models_command(pretrained: bool) -> None:
     """List the registered models and presets (and those of loaded plug-ins)."""
     from caekit import catalogue
 
+    if pretrained:
+        from caekit.models.pretrained import pretrained_cfgs
+
+        _listing(
+            [
+                (
+                    cfg.name,
+                    f"{cfg.metric} {cfg.value:g} on {cfg.test}; trained on {cfg.data}, {'x'.join(map(str, cfg.input_shape))}",
+                )
+                for cfg in pretrained_cfgs()
+            ]
+        )
+        return
     _listing(_with_plugins(catalogue.models(), "caekit.models.registry:MODELS"))
 
 

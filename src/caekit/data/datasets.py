@@ -330,14 +330,20 @@ def fit_square(img: Image.Image, fit: str, size: int) -> Image.Image:
 MAX_PIXELS = 50_000_000  # one image above this (a 7,000 px square) would take seconds and gigabytes to decode
 
 
-def read_image(path: Path) -> tuple[Image.Image | None, str]:
+def read_image(path: Path, reduce_to: int | None = None) -> tuple[Image.Image | None, str]:
     """An image file as 8-bit RGB, or None and why not. 16- and 32-bit greyscale images are scaled to 8 bits (not
-    clipped); images above ``MAX_PIXELS`` are refused from their header, before anything is decoded."""
+    clipped); images above ``MAX_PIXELS`` are refused from their header, before anything is decoded.
+
+    With ``reduce_to``, a JPEG is decoded at the smallest of libjpeg's scales (1/2, 1/4, 1/8) that keeps both sides
+    at least ``reduce_to`` (PIL's draft mode): a 4000x3000 photo wanted at 64 px decodes at 500x375, 64 times fewer
+    pixels. The pixel limit then applies to what is decoded."""
     try:
         with warnings.catch_warnings():  # PIL's own warning for large images: the limit below says it in one line
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(path)
         with img:
+            if reduce_to and img.format == "JPEG":
+                img.draft(img.mode, (reduce_to, reduce_to))
             if img.width * img.height > MAX_PIXELS:
                 return None, f"too large: {img.width}x{img.height} pixels, above the limit of {MAX_PIXELS:,}; downscale it first"
             img.load()
@@ -376,10 +382,11 @@ def _to_8bit(img: Image.Image) -> Image.Image:
 def _store_folder(root: Path, request: LoadRequest) -> Path:
     """Where the store of ``root`` decoded for ``request`` lives: one per folder and size, channels and fit."""
     digest = hashlib.sha256(str(root.resolve()).encode())
-    digest.update(repr((request.image_size, request.channels, request.fit)).encode())
+    digest.update(repr((request.image_size, request.channels, request.fit, DECODER)).encode())
     return cache_dir() / "stores" / digest.hexdigest()[:32]
 
 
+DECODER = 2  # how files become pixels; a change (2: JPEGs in draft mode) makes new stores beside the old
 IN_MEMORY_SHARE = 4  # data.in_memory unset: a set up to a quarter of this machine's memory is loaded into it
 CHUNK = 1024  # images decoded, converted and appended at a time
 
@@ -560,7 +567,7 @@ def header_size(path: Path) -> tuple[int, int] | None:
 
 
 def _decode_fitted(path: Path, fit: str, size: int) -> tuple[Image.Image | None, str]:
-    img, why = read_image(path)
+    img, why = read_image(path, reduce_to=size)
     return (fit_square(img, fit, size), "") if img is not None else (None, why)
 
 
