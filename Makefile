@@ -11,7 +11,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,search,export,hub]"
+	$(PY) -m pip install --quiet -e ".[test,search,export,hub,track]"
 	touch $@
 
 demo: setup

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "Callback": "caekit.training.callbacks",
     "TrainResult": "caekit.runner",
     "train": "caekit.api",
     "evaluate_run": "caekit.runner",
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from caekit.plugins import load_plugins
     from caekit.runner import TrainResult, evaluate_run
     from caekit.spec import AutoencoderSpec, load_spec, plan
+    from caekit.training.callbacks import Callback
 
 
 def __getattr__(name: str) -> Any:
@@ -49,6 +51,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AutoencoderSpec",
+    "Callback",
     "RunConfig",
     "TrainResult",
     "create_model",

@@ -11,6 +11,7 @@ This module only composes: runs are assembled by ``caekit.runner``, trained mode
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from caekit.inference import classify, encode, load, read_images, reconstruct, r
 from caekit.runner import EpochHook, TrainResult, evaluate_run, train_run
 from caekit.runs import RunFolder
 from caekit.training import distributed
+from caekit.training.callbacks import Callback
 from caekit.workflows.compare import CompareConfig, classify_run, run_compare, summary_markdown
 from caekit.workflows.encoder838 import encoder_838
 from caekit.workflows.files import (
@@ -42,18 +44,21 @@ def train(
     resume: str | Path | None = None,
     on_epoch_end: EpochHook | None = None,
     write_run: bool = True,
+    callbacks: Sequence[Callback] = (),
 ) -> TrainResult:
     """Train a model from a config (object, mapping or YAML path) and leave a run folder with pictures.
 
     ``resume`` continues the run folder given (its config.yaml, overridden by ``overrides``, e.g. more epochs or
-    another learning rate, which the restored optimiser then uses).
+    another learning rate, which the restored optimiser then uses). ``callbacks`` (``caekit.Callback``) hear of
+    the run's start, every epoch, every checkpoint and its end; ``on_epoch_end(epoch, row)`` is the short form.
     """
+    options: dict[str, Any] = {"on_epoch_end": on_epoch_end, "write_run": write_run, "callbacks": callbacks}
     if resume is None and distributed.elastic():  # torchrun re-runs the same command: its config, the old run folder
         cfg = resolve_config(config, overrides)
-        return train_run(cfg, resume=_elastic_resume(cfg), on_epoch_end=on_epoch_end, write_run=write_run)
+        return train_run(cfg, resume=_elastic_resume(cfg), **options)
     if resume is not None:
         config = load_config(RunFolder.existing(resume).config_path)
-    return train_run(resolve_config(config, overrides), resume=resume, on_epoch_end=on_epoch_end, write_run=write_run)
+    return train_run(resolve_config(config, overrides), resume=resume, **options)
 
 
 def _elastic_resume(cfg: RunConfig) -> Path | None:

@@ -131,6 +131,7 @@ class TrainConfig(StrictModel):
     retain_memory: bool = True  # with cpu_tuning: also keep freed activation memory for the next step
     progress: bool = True  # the progress bar
     verbose: bool = True  # a line per epoch
+    loggers: list[Literal["tensorboard", "mlflow", "wandb"]] = ["tensorboard"]  # trackers (pydantic copies the default)
 
 
 class RunConfig(StrictModel):

@@ -11,7 +11,7 @@ engine without a run folder, for quick in-memory training.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -35,6 +35,7 @@ from caekit.models.weights import create_checked, load_trained
 from caekit.runs import RunFolder
 from caekit.spec import PRESETS
 from caekit.training import distributed
+from caekit.training.callbacks import Callback, EpochEnd, make_loggers
 from caekit.training.engine import Engine
 from caekit.training.objectives import Objective, build_objective
 from caekit.viz import painter
@@ -126,6 +127,7 @@ def train_run(
     on_epoch_end: EpochHook | None = None,
     write_run: bool = True,
     remake: tuple[DataConfig, int] | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> TrainResult:
     """Train ``cfg`` on its dataset (or on ``splits`` given in memory) into a new run folder, or go on with ``resume``.
 
@@ -166,7 +168,10 @@ def train_run(
         {"data": remake[0].model_dump(), "seed": remake[1]} if remake else None
     )  # how inference finds its test images
     augment = batch_augmenter(cfg.data.augment, cfg.objective.name, splits.train.shape)
-    engine = engine_for(model, objective, cfg.train, cfg.optim, run=run, meta=meta, on_epoch_end=on_epoch_end, augment=augment)
+    listeners = [*callbacks, *([EpochEnd(on_epoch_end)] if on_epoch_end else [])]
+    if run is not None and main:  # the trackers write into the run folder, as every file of a run: rank 0 only
+        listeners = make_loggers(cfg.train.loggers, run.path, cfg.model_dump(mode="json")) + listeners
+    engine = engine_for(model, objective, cfg.train, cfg.optim, run=run, meta=meta, callbacks=listeners, augment=augment)
     if main and cfg.train.verbose:
         print(describe_run(cfg, model, splits, run, engine.device), flush=True)
     start = time.perf_counter()

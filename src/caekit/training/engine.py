@@ -10,7 +10,7 @@ import contextlib
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -25,6 +25,7 @@ from caekit.device import resolve_device
 from caekit.errors import CheckpointError, ConfigError, TrainingDiverged
 from caekit.runs import RunFolder
 from caekit.training import cpu, distributed
+from caekit.training.callbacks import Callback
 from caekit.training.objectives import Objective, PassThrough
 
 
@@ -111,11 +112,11 @@ class Engine:
         optim: OptimConfig,
         run: RunFolder | None = None,
         meta: dict[str, Any] | None = None,
-        on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+        callbacks: Sequence[Callback] = (),
         augment: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         self.config, self.objective, self.run, self.meta = train, objective, run, dict(meta or {})
-        self.on_epoch_end = on_epoch_end
+        self.callbacks = list(callbacks)
         self.augment = augment  # uint8 training batches in, uint8 out (caekit.data.augment)
         self.device = resolve_device(train.device)
         self.dist = distributed.setup(self.device.type)
@@ -265,7 +266,11 @@ class Engine:
         batches = self.batches(train, shuffle=True)
         monitor = self.objective.monitor
         best = min(map(self.objective.rank, state["history"]), default=None)  # a resumed run's best so far
+        for callback in self.callbacks:
+            callback.on_train_start(cfg.epochs)
         for epoch in range(state["epoch"], cfg.epochs):
+            for callback in self.callbacks:
+                callback.on_epoch_start(epoch + 1)
             batches.set_epoch(epoch)
             row: dict[str, float] = {"epoch": epoch + 1, **self.train_epoch(batches, epoch)}
             if val is not None and len(val):
@@ -285,13 +290,15 @@ class Engine:
             self._save(state, improved)
             if self.dist.is_main and cfg.verbose:
                 tqdm.write(format_row(row, cfg.epochs))
-            if self.on_epoch_end:
-                self.on_epoch_end(epoch + 1, row)
+            for callback in self.callbacks:
+                callback.on_epoch_end(epoch + 1, row)
             if cfg.patience and state["bad_epochs"] >= cfg.patience:
                 if self.dist.is_main:
                     tqdm.write(f"early stop after epoch {epoch + 1}: {monitor} has not improved for {cfg.patience} epochs")
                 break
         distributed.barrier()  # the other ranks read rank 0's best checkpoint next: wait until it is written
+        for callback in self.callbacks:
+            callback.on_train_end(state["history"])
         return state["history"]
 
     # ------------------------------------------------------------------------------------- checkpoints
@@ -320,19 +327,10 @@ class Engine:
             save_checkpoint(self.run.checkpoint("best"), self.model, meta)
         # after the checkpoint, so that metrics.csv never holds an epoch that a resume would train again
         self.run.write_metrics(state["history"])
-        self._tensorboard(state["history"][-1])
-
-    def _tensorboard(self, row: dict[str, float]) -> None:
-        if not hasattr(self, "_writer"):
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._writer = SummaryWriter(str(self.run.path / "tb"))  # type: ignore[union-attr]
-        for key, value in row.items():
-            if key != "epoch":
-                self._writer.add_scalar(
-                    key.replace("_", "/", 1) if key.startswith(("train_", "val_")) else key, value, int(row["epoch"])
-                )
-        self._writer.flush()
+        for callback in self.callbacks:
+            callback.on_checkpoint(self.run.checkpoint("last"), best=False)
+            if improved:
+                callback.on_checkpoint(self.run.checkpoint("best"), best=True)
 
     def _resume(self) -> dict[str, Any]:
         if self.run is None:
