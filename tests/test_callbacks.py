@@ -65,6 +65,25 @@ def test_mlflow_records_the_run_in_a_file_store_inside_the_run_folder(tmp_path: 
     ]
     assert run.data.params["model.name"] == "cae28" and run.data.params["train.epochs"] == "2"
     assert not (tmp_path / "tracked" / "tb").exists()  # only the trackers named
+    caekit.train(config, overrides={"train.epochs": 3}, resume=tmp_path / "tracked")  # goes on in the same MLflow run
+    (again,) = client.search_runs([client.get_experiment_by_name("caekit").experiment_id])
+    assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [1, 2, 3]
+
+
+class Boom(caekit.Callback):
+    def on_epoch_end(self, epoch: int, row: dict[str, float]) -> None:
+        raise KeyboardInterrupt
+
+
+def test_a_tracker_run_is_closed_when_training_is_interrupted(tmp_path: Path) -> None:
+    mlflow = pytest.importorskip("mlflow")
+    config = {**TINY, "runs_dir": str(tmp_path), "name": "cut", "train": {**TINY["train"], "loggers": ["mlflow"]}}
+    with pytest.raises(KeyboardInterrupt):
+        caekit.train(config, callbacks=[Boom()])
+    client = mlflow.MlflowClient(tracking_uri=(tmp_path / "cut" / "mlruns").resolve().as_uri())
+    (run,) = client.search_runs([client.get_experiment_by_name("caekit").experiment_id])
+    assert run.info.status == "KILLED"  # not left RUNNING
 
 
 def test_wandb_writes_an_offline_run_inside_the_run_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,13 +92,13 @@ def test_wandb_writes_an_offline_run_inside_the_run_folder(tmp_path: Path, monke
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))  # nothing of W&B's own goes to the home folder
     monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
-    config = {**TINY, "runs_dir": str(tmp_path), "name": "offline", "train": {**TINY["train"], "loggers": ["wandb"]}}
+    config = {**TINY, "runs_dir": str(tmp_path), "name": "zebra-7", "train": {**TINY["train"], "loggers": ["wandb"]}}
     caekit.train(config)
-    (run_dir,) = (tmp_path / "offline" / "wandb").glob("offline-run-*")
+    (run_dir,) = (tmp_path / "zebra-7" / "wandb").glob("offline-run-*")
     (log,) = run_dir.glob("*.wandb")  # W&B's own record log, which `wandb sync` uploads
     records = log.read_bytes()
     assert records.count(b"train/loss") >= 2 and b"val/psnr" in records  # one history record an epoch at least
-    assert b"offline" in records and b"cae28" in records  # the run name and its config went in too
+    assert b"zebra-7" in records and b"cae28" in records  # the run name and its config went in too
 
 
 def test_a_tracker_that_is_not_installed_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -390,7 +390,9 @@ def test_a_damaged_or_unwritable_cache_costs_a_decode_and_nothing_else(tmp_path:
     (stored,) = (Path(os.environ["CAEKIT_CACHE"]) / "stores").glob("*/images.npy")
     pixels = bytearray(stored.read_bytes())
     pixels[-1] ^= 0xFF  # the same size, one pixel changed: only the digest can tell
+    stamp = stored.stat()
     stored.write_bytes(bytes(pixels))
+    os.utime(stored, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 1_000_000))  # a coarse clock could keep the old date
     with pytest.warns(UserWarning, match=r"is damaged \(.*does not match its sha256\); decoding the images again"):
         again = load_dataset("folder", root=root)
     assert torch.equal(first.images, again.images)

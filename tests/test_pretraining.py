@@ -17,6 +17,7 @@ from caekit.data.splits import make_splits
 from caekit.errors import ConfigError
 from caekit.models import create_model
 from caekit.runner import engine_for, fit
+from caekit.training.callbacks import EpochEnd
 from caekit.training.engine import lr_factor
 from caekit.training.masked import MaskedReconstruct, patch_mask, remasked
 from caekit.training.supervised import Classify, layer_depths
@@ -144,7 +145,7 @@ def test_linear_probe_epochs_hold_the_encoder_then_release_it() -> None:
 
     objective = Classify(linear_probe_epochs=1)
     train = TrainConfig(epochs=2, batch_size=32, device="cpu", progress=False, verbose=False, warmup_epochs=1)
-    engine = engine_for(model, objective, train, OptimConfig(), on_epoch_end=after_epoch)
+    engine = engine_for(model, objective, train, OptimConfig(), callbacks=[EpochEnd(after_epoch)])
     try:
         engine.fit(splits.train, splits.val)
     finally:

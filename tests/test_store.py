@@ -15,7 +15,7 @@ from sklearn.datasets import load_digits
 import caekit
 from caekit.data import datasets
 from caekit.data.datasets import load_dataset
-from caekit.data.store import IMAGES, MANIFEST, StoredImages, StoreWriter, open_store
+from caekit.data.store import IMAGES, MANIFEST, StoredImages, StoreWriter, _header_length, open_store
 from caekit.errors import DataError
 
 
@@ -101,12 +101,55 @@ def test_a_killed_append_leaves_the_store_as_it_was(tmp_path: Path, cache: Path)
     writer = StoreWriter(store.folder, store.shape, store)
     writer.append(np.full((7, *store.shape), 255, np.uint8))  # rows on disk, never counted: the kill came here
     writer.abort()
-    assert (store.folder / IMAGES).stat().st_size > store.nbytes()
+    assert (store.folder / IMAGES).stat().st_size == _header_length(store.shape) + store.nbytes() + 7 * 64  # rows past the count
     after = load_dataset("folder", root=root, in_memory=False)
     assert torch.equal(after.pixels(), before)
     (store.folder / IMAGES).write_bytes(b"short")
     with pytest.raises(DataError, match=r"holds 5 bytes, its manifest counts"):
         open_store(store.folder)
+
+
+def test_a_store_that_cannot_be_locked_is_still_read(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _digit_folder(tmp_path / "digits", 30)
+    before = load_dataset("folder", root=root, in_memory=False).pixels()
+    store = _store_of(cache)
+    lock = store.parent / f".{store.name}.lock"
+    lock.unlink()
+    lock.mkdir()  # the lock cannot be opened, as in a read-only cache (a chmod does not stop root, a folder does)
+    decoded: list[Path] = []
+    original = datasets._decode_fitted
+    monkeypatch.setattr(datasets, "_decode_fitted", lambda path, *a: decoded.append(path) or original(path, *a))
+    again = load_dataset("folder", root=root, in_memory=False)
+    assert not again.in_memory and torch.equal(again.pixels(), before) and not decoded  # read, not decoded again
+
+
+def test_an_unreadable_file_is_tried_again_once_it_can_be_read(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _digit_folder(tmp_path / "digits", 30)
+    victim = sorted(root.rglob("*.png"))[3]
+    original = datasets.read_image
+
+    def denied(path: Path, reduce_to: int | None = None) -> tuple:
+        return (None, "unreadable file: [Errno 13] Permission denied") if path == victim else original(path, reduce_to)
+
+    monkeypatch.setattr(datasets, "read_image", denied)
+    with pytest.warns(UserWarning, match="skipped 1 of 30 images"):
+        assert len(load_dataset("folder", root=root)) == 29
+    monkeypatch.setattr(datasets, "read_image", original)  # permissions fixed: size and date unchanged
+    assert len(load_dataset("folder", root=root)) == 30
+    manifest = json.loads((_store_of(cache) / MANIFEST).read_text())
+    assert [e["count"] for e in manifest["extents"]] == [29, 1]  # appended, not rebuilt
+
+
+def test_a_store_whose_manifest_is_not_an_object_is_rebuilt(tmp_path: Path, cache: Path) -> None:
+    root = _digit_folder(tmp_path / "digits", 30)
+    before = load_dataset("folder", root=root).images
+    (_store_of(cache) / MANIFEST).write_text("[1, 2]")
+    with pytest.raises(DataError, match="its manifest is not a JSON object"):
+        open_store(_store_of(cache))
+    with pytest.warns(UserWarning, match="is damaged .*; decoding the images again"):
+        assert torch.equal(load_dataset("folder", root=root).images, before)
 
 
 def test_training_from_the_store_matches_training_in_memory(tmp_path: Path, cache: Path) -> None:

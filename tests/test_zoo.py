@@ -86,3 +86,10 @@ def test_training_starts_from_the_zoo_and_the_listing_shows_it(tmp_path: Path, c
     code, _, err = run_cli(["train", "-m", "cae28", "--pretrained", "mnist", "-d", "digits", "--runs-dir", str(tmp_path)], capsys)
     assert code == 2 and err.count("\n") == 1
     assert "cae28.mnist was trained with input_shape 1x28x28; it cannot take 1x8x8" in err
+
+
+def test_a_spec_built_entry_trains_on_from_its_own_spec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train", "-m", "cae", "--pretrained", "mnist-denoise", "-d", "digits", "--image-size", "28", "-e", "1"]
+    code, out, err = run_cli([*args, "--runs-dir", str(tmp_path), "--name", "dn", "--no-progress"], capsys)
+    assert code == 0, err
+    assert "start  the model zoo's cae.mnist-denoise weights" in out and "19,297 parameters" in out

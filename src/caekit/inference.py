@@ -144,7 +144,7 @@ def read_images(paths: Sequence[str | Path], shape: Sequence[int], fit: str = "p
     channels, size = shape[0], shape[1]
     arrays = []
     for path in paths:
-        img, why = read_image(Path(path))
+        img, why = read_image(Path(path), reduce_to=size)  # JPEGs decoded as for training
         if img is None:
             raise DataError(f"cannot read image '{path}': {why}")
         arr = np.asarray(fit_square(img.convert("L" if channels == 1 else "RGB"), fit, size))

@@ -29,7 +29,7 @@ from caekit.data.splits import Splits, make_splits
 from caekit.device import resolve_device
 from caekit.errors import DataError
 from caekit.inference import run_splits
-from caekit.models.pretrained import load_pretrained
+from caekit.models.pretrained import load_pretrained, pretrained_cfg
 from caekit.models.registry import MODELS
 from caekit.models.weights import create_checked, load_trained
 from caekit.runs import RunFolder
@@ -143,7 +143,10 @@ def train_run(
     if splits is None:
         splits = make_splits(seed=cfg.train.seed, **cfg.data.split_options())
         remake = (cfg.data, cfg.train.seed)
-    args = model_arguments(cfg.model.name, cfg.model.args, splits.train.shape, len(splits.train.classes))
+    given = cfg.model.args
+    if cfg.model.pretrained is not None:  # the zoo entry's arguments (a spec), then what the config says
+        given = {**pretrained_cfg(cfg.model.name, cfg.model.pretrained).args, **given}
+    args = model_arguments(cfg.model.name, given, splits.train.shape, len(splits.train.classes))
     if resume is not None and RunFolder.existing(resume).checkpoint("last").is_file():
         # the model the run was trained as, not what its config's files (a spec edited since) would build today
         args = read_meta(RunFolder.existing(resume).checkpoint("last"))["model"]["args"]

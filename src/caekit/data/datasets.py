@@ -480,10 +480,17 @@ def _update_store(
     except (DataError, KeyError, TypeError) as exc:
         warnings.warn(f"the cached copy of '{root}' is damaged ({exc}); decoding the images again", stacklevel=4)
         store, known, grey_store = None, {}, not colour
-    stats = [path.stat() for path, _ in files]
+    try:
+        stats = [path.stat() for path, _ in files]
+    except OSError as exc:
+        raise DataError(f"cannot read '{exc.filename}' ({exc.strerror}): did it move while the folder was read?") from None
     names = [str(path.relative_to(root)) for path, _ in files]
-    fresh = {name for name, st in zip(names, stats) if name in known and known[name][:2] == [st.st_size, st.st_mtime_ns]}
-    changed = any(name in known and name not in fresh for name in names)
+    fresh = {  # an "unreadable file" (permissions, say) is tried again: fixing it changes neither size nor date
+        name
+        for name, st in zip(names, stats)
+        if name in known and known[name][:2] == [st.st_size, st.st_mtime_ns] and not known[name][4].startswith("unreadable file")
+    }
+    changed = any(name in known and known[name][:2] != [st.st_size, st.st_mtime_ns] for name, st in zip(names, stats))
     new = [i for i, name in enumerate(names) if name not in fresh]
     sides = {name: known[name][2] for name in fresh}
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:

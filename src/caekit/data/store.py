@@ -139,6 +139,8 @@ def open_store(folder: Path) -> Store | None:
         return None
     try:
         manifest = json.loads(manifest_path.read_text())
+        if not isinstance(manifest, dict):
+            raise DataError(f"store '{folder}': its manifest is not a JSON object")
         if manifest.get("format") != FORMAT:
             raise DataError(f"store '{folder}' has format {manifest.get('format')!r}, not {FORMAT}")
         store = Store(folder, manifest)
@@ -237,13 +239,19 @@ class StoreWriter:
 @contextlib.contextmanager
 def locked(folder: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``folder``'s store (processes that build or extend one wait for each other)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        folder.parent.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
     except ImportError:  # no advisory locks on this platform: one process at a time is then the user's to keep
         yield
         return
-    with (folder.parent / f".{folder.name}.lock").open("a") as handle:
+    try:
+        handle = (folder.parent / f".{folder.name}.lock").open("a")
+    except OSError:  # a read-only cache: reading its store needs no lock, and writing it fails on its own
+        yield
+        return
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -3,7 +3,8 @@
 A ``Callback`` overrides any of its hooks; the engine calls them in this order on every process (the run assembly
 gives the trackers to rank 0 only): ``on_train_start`` once, then per epoch ``on_epoch_start`` and
 ``on_epoch_end`` (with the epoch's row of metrics, as ``metrics.csv`` has it), ``on_checkpoint`` after each
-checkpoint written, and ``on_train_end`` with the whole history. ``train.loggers`` in a config names the trackers:
+checkpoint written (on rank 0, which writes them), ``on_train_end`` with the whole history, and ``close`` in any
+case, also after an error, a pruned trial or Ctrl-C. A resumed run goes on in the same tracker run. ``train.loggers`` in a config names the trackers:
 TensorBoard (``RUN/tb``, the default), MLflow (a local file store in ``RUN/mlruns``) and Weights & Biases (offline,
 in ``RUN/wandb``; ``wandb sync`` uploads it later). MLflow and W&B are the optional extra ``caekit[track]``.
 """
@@ -11,6 +12,7 @@ in ``RUN/wandb``; ``wandb sync`` uploads it later). MLflow and W&B are the optio
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -39,6 +41,9 @@ class Callback:
     def on_train_end(self, history: list[dict[str, float]]) -> None:
         """After the last epoch or an early stop."""
 
+    def close(self) -> None:
+        """Last, however training ended: release what the callback holds."""
+
 
 class EpochEnd(Callback):
     """A plain ``(epoch, row)`` function as a callback (``caekit.train(on_epoch_end=...)``)."""
@@ -66,7 +71,7 @@ class TensorBoardLogger(Callback):
             self.writer.add_scalar(key, value, epoch)
         self.writer.flush()
 
-    def on_train_end(self, history: list[dict[str, float]]) -> None:
+    def close(self) -> None:
         self.writer.close()
 
 
@@ -81,17 +86,28 @@ class MLflowLogger(Callback):
             name = "caekit"
             experiment = self.client.get_experiment_by_name(name)
             experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(name)
+            earlier = self.client.search_runs([experiment_id], max_results=1)  # a resumed run: its own store's run
+        if earlier:
+            self.run_id = earlier[0].info.run_id
+            self.client.update_run(self.run_id, status="RUNNING")
+        else:
             self.run_id = self.client.create_run(experiment_id, run_name=folder.name).info.run_id
-        flat = {k: str(v)[:500] for k, v in _flatten(config).items()}  # MLflow keeps parameters as short strings
-        for key, value in flat.items():
-            self.client.log_param(self.run_id, key, value)
+            flat = {k: str(v)[:500] for k, v in _flatten(config).items()}  # MLflow keeps parameters as short strings
+            for key, value in flat.items():
+                self.client.log_param(self.run_id, key, value)
+        self.status = "KILLED"
 
     def on_epoch_end(self, epoch: int, row: dict[str, float]) -> None:
         for key, value in _scalars(row).items():
             self.client.log_metric(self.run_id, key, value, step=epoch)
 
     def on_train_end(self, history: list[dict[str, float]]) -> None:
-        self.client.set_terminated(self.run_id)
+        self.status = "FINISHED"
+
+    def close(self) -> None:
+        if self.status:
+            self.client.set_terminated(self.run_id, status=self.status)
+            self.status = ""
 
 
 class WandbLogger(Callback):
@@ -100,15 +116,30 @@ class WandbLogger(Callback):
     def __init__(self, folder: Path, config: dict[str, Any]) -> None:
         import wandb
 
+        self.run: Any
+        run_id = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]  # one W&B run a run folder
         self.run = wandb.init(
-            project="caekit", name=folder.name, dir=str(folder), mode="offline", config=config, reinit="create_new"
+            project="caekit",
+            id=run_id,
+            resume="allow",
+            name=folder.name,
+            dir=str(folder),
+            mode="offline",
+            config=config,
+            reinit="create_new",
         )
+        self.exit_code = 1
 
     def on_epoch_end(self, epoch: int, row: dict[str, float]) -> None:
         self.run.log({**_scalars(row), "epoch": epoch}, step=epoch)
 
     def on_train_end(self, history: list[dict[str, float]]) -> None:
-        self.run.finish()
+        self.exit_code = 0
+
+    def close(self) -> None:
+        if self.run is not None:
+            self.run.finish(exit_code=self.exit_code)
+            self.run = None
 
 
 @contextlib.contextmanager

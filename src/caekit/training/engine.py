@@ -397,9 +397,10 @@ class Engine:
                         group[key] = tuple(after) if key == "betas" else after
 
     def close(self) -> None:
-        """Close the TensorBoard writer and undo the process settings that can be undone."""
-        if hasattr(self, "_writer"):
-            self._writer.close()
+        """Close the callbacks (a tracker's run ends even when training did not) and undo the process settings that
+        can be undone."""
+        for callback in self.callbacks:
+            callback.close()
         if self._tuned:
             torch.backends.cudnn.benchmark = self._cudnn_benchmark
             if self.device.type == "cpu":
