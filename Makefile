@@ -4,14 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED_DATA ?= ../shared/data
 
-.PHONY: setup demo test test-fast lint package benchmarks clean
+.PHONY: setup demo test test-fast lint package docs benchmarks clean
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,search,export,hub,track]"
+	$(PY) -m pip install --quiet -e ".[test,search,export,hub,track,docs]"
 	touch $@
 
 demo: setup
@@ -34,6 +34,10 @@ package: setup
 	rm -rf dist
 	$(PY) -m build --outdir dist .
 	$(VENV)/bin/twine check --strict dist/*
+
+# the documentation site (docs/, mkdocs.yml): API reference from the docstrings, CLI reference from the commands
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet -d build/site
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
