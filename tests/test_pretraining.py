@@ -217,3 +217,10 @@ def test_budget_and_pairing_settings_are_checked() -> None:
         load_compare_config(
             {**base, "sample": {"per_class": 5}, "models": [{"label": "x", "paired_with": "y", "model": {"name": "lenet5"}}]}
         )
+
+
+def test_the_results_table_has_every_rows_columns() -> None:
+    from caekit.workflows.compare import _csv
+
+    table = _csv([{"model": "scratch", "accuracy": 0.5}, {"model": "pre-trained", "accuracy": 0.6, "paired_with": "scratch"}])
+    assert table.splitlines() == ["model,accuracy,paired_with", "scratch,0.5,", "pre-trained,0.6,scratch"]
