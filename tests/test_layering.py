@@ -125,3 +125,6 @@ def test_the_catalogue_lists_what_the_registries_hold() -> None:
 
     assert catalogue.models() == [(name, summary(MODELS.get(name))) for name in list_models()]
     assert catalogue.datasets() == [(name, summary(DATASETS.get(name))) for name in DATASETS.names()]
+    from caekit.models.pretrained import pretrained_cfgs
+
+    assert [name for name, _ in catalogue.pretrained()] == [cfg.name for cfg in pretrained_cfgs()]

@@ -8,6 +8,7 @@ registries, so the two cannot drift apart.
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -41,9 +42,22 @@ def models() -> list[tuple[str, str]]:
     return sorted(entries.items())
 
 
+def pretrained() -> list[tuple[str, str]]:
+    """(model.tag, its test figure and data) of every model zoo entry, from the zoo's index alone."""
+    index = HERE / "models" / "zoo" / "index.json"
+    entries = json.loads(index.read_text()) if index.is_file() else []
+    return [
+        (
+            f"{e['model']}.{e['tag']}",
+            f"{e['metric']} {e['value']:g} on {e['test']}; trained on {e['data']}, {'x'.join(map(str, e['input_shape']))}",
+        )
+        for e in entries
+    ]
+
+
 def datasets() -> list[tuple[str, str]]:
     """(name, one-line summary) of every built-in dataset, sorted by name."""
     return sorted(_decorated("data", "register_dataset").items())
 
 
-__all__ = ["datasets", "models"]
+__all__ = ["datasets", "models", "pretrained"]

@@ -224,17 +224,7 @@ def list_models_command(pretrained: bool) -> None:
     from caekit import catalogue
 
     if pretrained:
-        from caekit.models.pretrained import pretrained_cfgs
-
-        _listing(
-            [
-                (
-                    cfg.name,
-                    f"{cfg.metric} {cfg.value:g} on {cfg.test}; trained on {cfg.data}, {'x'.join(map(str, cfg.input_shape))}",
-                )
-                for cfg in pretrained_cfgs()
-            ]
-        )
+        _listing(catalogue.pretrained())
         return
     _listing(_with_plugins(catalogue.models(), "caekit.models.registry:MODELS"))
 
