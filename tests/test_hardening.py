@@ -435,10 +435,10 @@ def test_folders_are_fitted_image_by_image(tmp_path: Path, monkeypatch: pytest.M
     alive, peak = [0], [0]
     real_read, real_fit = datasets.read_image, datasets.fit_square
 
-    def counting_read(path):
+    def counting_read(path, reduce_to=None):
         alive[0] += 1
         peak[0] = max(peak[0], alive[0])
-        return real_read(path)
+        return real_read(path, reduce_to)
 
     def counting_fit(img, fit, size):
         out = real_fit(img, fit, size)
