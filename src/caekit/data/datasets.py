@@ -16,7 +16,7 @@ import shutil
 import sys
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -418,7 +418,7 @@ def _decode_folder(root: Path, classes: list[str], files: list[tuple[Path, int]]
                 return ImageSet(images.load(), labels[kept], classes, root.name)
             return ImageSet(images, labels[kept], classes, root.name)
     check_fits(len(files), request.channels or 3, request.image_size or 64, str(root))
-    size = request.image_size or _default_size([path for path, _ in files])
+    size = request.image_size or _default_side(_header_sides([path for path, _ in files]))
     chunks, positions, skipped = [], [], []
     for chunk, where, unread in _decode_chunks([path for path, _ in files], request.fit, size, f"decoding {root.name}"):
         chunks.append(chunk)
@@ -430,10 +430,20 @@ def _decode_folder(root: Path, classes: list[str], files: list[tuple[Path, int]]
     return ImageSet(_channels(decoded, request.channels, _is_grey(decoded)), labels[taken], classes, root.name)
 
 
-def _default_size(paths: list[Path]) -> int:
-    """The largest side of the images, from their headers, capped at 64."""
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        return min(64, max([max(wh) for wh in pool.map(header_size, paths) if wh] or [1]))
+def _decoding_pool() -> ThreadPoolExecutor:
+    """Threads for reading image files (PIL decodes and resizes without holding the GIL)."""
+    return ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
+
+
+def _header_sides(paths: list[Path]) -> list[int]:
+    """Each image's larger side from its header (0 for a file that is no image); nothing is decoded."""
+    with _decoding_pool() as pool:
+        return [max(wh) if wh else 0 for wh in pool.map(header_size, paths)]
+
+
+def _default_side(sides: Iterable[int]) -> int:
+    """The size a folder is decoded at when none is asked for: its largest image side, capped at 64."""
+    return min(64, max(sides, default=0) or 1)
 
 
 def _decode_chunks(
@@ -445,7 +455,7 @@ def _decode_chunks(
     from tqdm import tqdm
 
     bar = tqdm(total=len(paths), desc=what, unit="img", disable=not sys.stderr.isatty() or len(paths) < CHUNK, leave=False)
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool, bar:
+    with _decoding_pool() as pool, bar:
         for start in range(0, len(paths), CHUNK):
             part = paths[start : start + CHUNK]
             decoded = list(pool.map(lambda path: _decode_fitted(path, fit, size), part))
@@ -493,10 +503,9 @@ def _update_store(
     changed = any(name in known and known[name][:2] != [st.st_size, st.st_mtime_ns] for name, st in zip(names, stats))
     new = [i for i, name in enumerate(names) if name not in fresh]
     sides = {name: known[name][2] for name in fresh}
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        for i, wh in zip(new, pool.map(lambda i: header_size(files[i][0]), new)):
-            sides[names[i]] = max(wh) if wh else 0
-    size = request.image_size or min(64, max(list(sides.values()) or [1]) or 1)
+    for i, side in zip(new, _header_sides([files[i][0] for i in new])):
+        sides[names[i]] = side
+    size = request.image_size or _default_side(sides.values())
     if store is not None and (changed or store.shape[1] != size):
         store = None
     if store is None:
