@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from safetensors.torch import save_file
 
 from caekit.checkpoint import META_KEY
-from caekit.config import RunConfig, parse_assignments, parse_config, with_overrides
+from caekit.config import RunConfig, dump_config, parse_assignments, parse_config, with_overrides
 from caekit.data.datasets import SKIP_CAUSES, read_image
 from caekit.errors import CaekitError
 from caekit.models.weights import load_trained
@@ -80,32 +80,77 @@ YAML_SCALARS = st.one_of(
 )
 
 
-def _outcome(function, *args) -> str:
-    """'ok' or 'user error'; anything else fails the test with the exception it raised."""
+REFUSED = object()
+
+
+def _attempt(function, *args) -> object:
+    """What ``function`` returns, or ``REFUSED`` when it raised a one-line CaekitError; any other exception fails the
+    test. Each outcome is a hypothesis event, so ``--hypothesis-show-statistics`` counts the accepted inputs."""
     try:
-        function(*args)
+        value = function(*args)
     except CaekitError as exc:
         assert "\n" not in str(exc), f"a user error must be one line: {exc!r}"
-        return "user error"
-    return "ok"
+        event("refused in one line")
+        return REFUSED
+    event("accepted")
+    return value
+
+
+def _faithful(given: object, kept: object) -> bool:
+    """Whether what caekit kept is what the user gave, so that an accepted input is never silently another one:
+    every field given is there with its value (numbers equal as numbers, never a boolean for a number or the reverse,
+    lists item by item, text as typed)."""
+    if isinstance(given, dict):
+        return isinstance(kept, dict) and all(k in kept and _faithful(v, kept[k]) for k, v in given.items())
+    if isinstance(given, (list, tuple)):
+        return isinstance(kept, (list, tuple)) and len(given) == len(kept) and all(map(_faithful, given, kept))
+    if isinstance(given, bool) or isinstance(kept, bool):
+        return given is kept
+    if isinstance(given, str) and isinstance(kept, (int, float)):  # YAML 1.1 reads 1e-3 as text; the schema reads the number
+        try:
+            return float(given) == kept
+        except ValueError:
+            return False
+    if isinstance(given, (int, float)) and isinstance(kept, (int, float)):
+        return given == kept
+    return given == kept
+
+
+def _recorded(config: RunConfig) -> dict:
+    """The config as the run folder records it (config.yaml), read back: what a resume or a reader would use."""
+    recorded = parse_yaml(dump_config(config), "config.yaml")
+    assert parse_config(recorded, "config.yaml") == config  # what is recorded is what ran
+    return recorded
+
+
+def _at(data: dict, dotted: str) -> object:
+    for part in dotted.split("."):
+        assert isinstance(data, dict) and part in data, f"'{dotted}' was accepted but is not in the config"
+        data = data[part]
+    return data
 
 
 @FUZZ
 @given(key=st.sampled_from(KEYS), value=YAML_SCALARS)
 def test_set_values(key: str, value: object) -> None:
     text = value if isinstance(value, str) else json.dumps(value)
-    _outcome(lambda: with_overrides(RunConfig(), parse_assignments([f"{key}={text}"])))
+    config = _attempt(lambda: with_overrides(RunConfig(), parse_assignments([f"{key}={text}"])))
+    if config is not REFUSED:  # accepted: the value as typed, never silently another one
+        kept = _at(_recorded(config), key)
+        assert _faithful(parse_assignments([f"{key}={text}"])[key], kept), f"--set {key}={text} was taken as {kept!r}"
 
 
 @FUZZ
 @given(text=st.text(max_size=200))
 def test_yaml_config_text(text: str) -> None:
-    def load() -> None:
+    def load() -> RunConfig | None:
         data = parse_yaml(text, "c.yaml")
-        if isinstance(data, dict):
-            parse_config(data, "c.yaml")
+        return parse_config(data, "c.yaml") if isinstance(data, dict) else None  # the CLI refuses a non-mapping
 
-    _outcome(load)
+    config = _attempt(load)
+    if isinstance(config, RunConfig):
+        data = parse_yaml(text, "c.yaml")
+        assert _faithful(data, _recorded(config)), f"{data!r} was taken as {config!r}"
 
 
 LAYER = st.fixed_dictionaries(
@@ -128,10 +173,37 @@ SPEC = st.fixed_dictionaries(
 )
 
 
+# Specs a user would plausibly write, most of them valid, so that accepted specs are checked for silent changes too.
+PLAUSIBLE_SPEC = st.fixed_dictionaries(
+    {
+        "input_shape": st.tuples(st.sampled_from([1, 3]), st.integers(8, 40), st.integers(8, 40)).map(list),
+        "encoder": st.lists(
+            st.one_of(
+                st.fixed_dictionaries(
+                    {"type": st.just("conv"), "filters": st.integers(1, 32)},
+                    optional={"kernel": st.integers(1, 5), "padding": st.integers(0, 2), "stride": st.integers(1, 2)},
+                ),
+                st.fixed_dictionaries({"type": st.just("pool")}, optional={"kind": st.sampled_from(["max", "average"])}),
+            ),
+            min_size=1,
+            max_size=5,
+        ),
+    },
+    optional={"upsample": st.sampled_from(["max", "average", "fixed", "nearest", "bilinear", "bicubic", "transposed"])},
+)
+
+
 @FUZZ
-@given(spec=SPEC)
+@given(spec=st.one_of(SPEC, PLAUSIBLE_SPEC))
 def test_specs(spec: dict) -> None:
-    _outcome(lambda: plan(parse_spec(spec, "spec")).summary())
+    def planned() -> object:
+        parsed = parse_spec(spec, "spec")
+        plan(parsed).summary()
+        return parsed
+
+    parsed = _attempt(planned)
+    if parsed is not REFUSED:
+        assert _faithful(spec, parsed.model_dump(mode="json")), f"{spec!r} was taken as {parsed!r}"
 
 
 HEADER = st.one_of(
@@ -167,7 +239,8 @@ HEADER = st.one_of(
 def test_checkpoint_headers(header: str, tmp_path: Path) -> None:
     path = tmp_path / "fuzz.safetensors"
     save_file({"model.weight": torch.zeros(2)}, str(path), metadata={META_KEY: header})
-    _outcome(load_trained, path)
+    # No model has exactly these tensors, so a load that succeeds would be a model with weights not from the file.
+    assert _attempt(load_trained, path) is REFUSED
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -176,7 +249,8 @@ def _png(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-GOOD = _png(np.arange(64, dtype=np.uint8).reshape(8, 8))
+GOOD_PIXELS = (np.arange(64, dtype=np.uint8) * 4).reshape(8, 8)
+GOOD = _png(GOOD_PIXELS)
 
 
 @FUZZ
@@ -185,8 +259,11 @@ def test_image_files(cut: int, junk: bytes, suffix: str, tmp_path: Path) -> None
     path = tmp_path / f"fuzz{suffix}"
     path.write_bytes(GOOD[:cut] + junk)
     image, why = read_image(path)  # never raises: an image, or None and the reason
+    event("accepted" if image is not None else "skipped, counted as " + why.split(":", 1)[0])
     assert (image is None) == bool(why) and (image is None or image.mode == "RGB")
     assert image is not None or why.split(":", 1)[0] in SKIP_CAUSES  # every skip is counted under a cause
+    if image is not None:  # a damaged file is refused, never read as other pixels
+        assert np.array_equal(np.asarray(image)[..., 0], GOOD_PIXELS), f"cut at {cut} of {len(GOOD)}, {len(junk)} junk bytes"
 
 
 @pytest.mark.parametrize("mode", ["I;16", "I", "F", "1", "P", "LA", "CMYK"])
@@ -198,7 +275,12 @@ def test_image_modes(mode: str, tmp_path: Path) -> None:
     path = tmp_path / ("m.tiff" if mode in ("I;16", "I", "F", "CMYK") else "m.png")
     source.save(path)
     image, why = read_image(path)
-    assert image is not None and image.mode == "RGB" and np.asarray(image).max() > 100, (mode, why)
+    assert image is not None and image.mode == "RGB", (mode, why)
+    expected = np.asarray(Image.fromarray(np.linspace(0, 255, 64, dtype=np.uint8).reshape(8, 8)).convert(mode).convert("L"))
+    if mode == "I;16":
+        expected = np.linspace(0, 255, 64).reshape(8, 8)
+    # the grey levels themselves, scaled (16-bit) but never clipped or shifted: at most one level of rounding
+    assert np.abs(np.asarray(image)[..., 0].astype(float) - expected).max() <= 1, mode
 
 
 CLI_KEYS = [k for k in KEYS if k not in ("train.epochs", "train.patience")]  # a valid huge epoch count would just train
@@ -241,6 +323,7 @@ def test_set_values_through_the_command_line(key: str, value: object, capsys: py
             ],
             capsys,
         )
+        event(f"exit {code}")
         assert code in (0, 2), err
         if code == 2:
             assert len(err.strip().splitlines()) == 1 and err.startswith("caekit: error:"), err
@@ -249,6 +332,11 @@ def test_set_values_through_the_command_line(key: str, value: object, capsys: py
             sorted(p.name for p in work.iterdir()) in (["notes.yaml"], ["notes.yaml", "runs"])
             and mine.read_text() == "my own file\n"
         )
+        given = parse_assignments([f"{key}={text}"])[key] if code == 0 else None
+        if given is not None:  # the run recorded, and so ran with, the value as typed (null: the default, resolved)
+            (recorded,) = runs.glob("*/config.yaml")
+            kept = _at(parse_yaml(recorded.read_text(), str(recorded)), key)
+            assert _faithful(given, kept), f"--set {key}={text} ran as {kept!r}"
 
 
 # ------------------------------------------------------------------------------------------- whole files via the CLI
@@ -276,6 +364,7 @@ def _cli_outcome(args: list[str], work: Path, mine: Path, keep: set[str], capsys
 
     before = mine.read_bytes()
     code, _, err = run_cli(args, capsys)
+    event(f"exit {code}")
     assert code in (0, 2), err
     if code == 2:
         assert len(err.strip().splitlines()) == 1 and err.startswith("caekit: error:"), err
@@ -298,7 +387,7 @@ def test_config_files_through_the_command_line(data: st.DataObject, capsys: pyte
 
 
 @CLI_FUZZ
-@given(spec=SPEC)
+@given(spec=st.one_of(SPEC, PLAUSIBLE_SPEC))
 def test_spec_files_through_the_command_line(spec: dict, capsys: pytest.CaptureFixture[str]) -> None:
     import tempfile
 

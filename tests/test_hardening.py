@@ -3,6 +3,7 @@ the user had is lost or silently changed."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -218,6 +219,21 @@ def test_16_bit_images_are_scaled_not_clipped(tmp_path: Path) -> None:
     assert image is not None, why
     pixels = np.asarray(image.convert("L")).astype(np.float64)
     assert abs(pixels.mean() - ramp.mean() / 257) < 0.5 and (pixels == 255).mean() < 0.01  # saturated: mean 254, 99.6 % white
+
+
+def test_a_png_damaged_inside_its_pixels_is_skipped_not_read_as_other_rows(tmp_path: Path) -> None:
+    """Found by the fuzz test's pixel check: PIL decodes a damaged image stream without its checksum, so one byte
+    spliced in near the end came back as an image whose last row was wrong."""
+    pixels = (np.arange(64, dtype=np.uint8) * 4).reshape(8, 8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    good = buffer.getvalue()
+    (tmp_path / "spliced.png").write_bytes(good[:58] + b"\x00")  # inside the compressed pixel data
+    image, why = read_image(tmp_path / "spliced.png")
+    assert image is None and why.startswith("damaged:"), why
+    (tmp_path / "whole.png").write_bytes(good + b"junk after the end")  # the image itself is intact
+    image, why = read_image(tmp_path / "whole.png")
+    assert image is not None and np.array_equal(np.asarray(image)[..., 0], pixels), why
 
 
 def test_an_image_too_large_to_decode_is_refused_from_its_header(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from caekit import api
+from caekit.checkpoint import source_commit
 from caekit.cli import cli
 from caekit.errors import CheckpointError
 from caekit.report import config_differences, expand_runs, find_pictures, write_reports
@@ -71,6 +72,14 @@ def test_pages_are_self_contained_and_hold_every_picture(runs: list[Path], tmp_p
     assert "reconstructions.png, side by side" in text
 
 
+def test_source_commit_is_caekits_own() -> None:
+    commit = source_commit()
+    if (Path(__file__).parents[1] / ".git").exists():
+        assert commit is not None and re.fullmatch(r"[0-9a-f]{12}(\+changes)?", commit)
+    else:  # a copy of the tree without its history
+        assert commit is None
+
+
 def test_config_differences_and_run_discovery(runs: list[Path], tmp_path: Path) -> None:
     assert config_differences([{"a": {"b": 1, "c": 2}, "name": "x"}, {"a": {"b": 1, "c": 3}, "name": "y"}]) == ["a.c"]
     assert expand_runs([runs[0].parent]) == sorted(runs)  # a folder of runs (a search) stands for its runs
@@ -118,6 +127,30 @@ def test_pages_render_in_headless_chromium(runs: list[Path], tmp_path: Path) -> 
             errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
             assert not errors, f"{page.name}: console errors {errors}"
             assert browser.title.endswith("caekit run") or browser.title == "caekit runs"
+        # What a reader looks for on a run page is there and drawn: each section once, the metric curves as one
+        # picture, every picture captioned, the layer table with its parameter count, the environment.
+        browser.get(pages[1].resolve().as_uri())
+        sections = browser.execute_script("return Array.from(document.querySelectorAll('h2')).map(h => h.textContent);")
+        for wanted in ("Metrics per epoch", "Curves", "Pictures", "Configuration", "Model", "Environment"):
+            assert sections.count(wanted) == 1, f"section {wanted!r} shown {sections.count(wanted)} times: {sections}"
+        after = "return Array.from(document.querySelectorAll('h2')).find(h => h.textContent === arguments[0]).nextElementSibling;"
+        curves = browser.execute_script(after, "Curves").find_elements("tag name", "img")
+        assert len(curves) == 1 and curves[0].size["width"] >= 600  # one picture of every metric, readable size
+        captions = browser.execute_script("return Array.from(document.querySelectorAll('figcaption')).map(c => c.textContent);")
+        assert captions and all(c.strip() for c in captions) and "reconstructions.png" in captions
+        model = browser.execute_script(after, "Model").text
+        assert re.search(r"[\d,]+ parameters", model)
+        layers = browser.execute_script(after, "Model").find_element("xpath", "following-sibling::pre").text
+        assert "conv1" in layers and "pool" in layers  # the layer table, not the raw config
+        environment = dict(
+            row.text.split(" ", 1)
+            for row in browser.execute_script(after, "Environment").find_elements("css selector", "tbody tr")
+        )
+        assert {"caekit", "torch", "torchvision", "device", "date", "command"} <= environment.keys(), environment
+        assert environment.get("commit") == source_commit()  # a checkout's commit; none for an installed wheel
+        assert browser.execute_script(
+            "return document.documentElement.scrollWidth <= window.innerWidth + 1"
+        )  # no sideways scroll
         # The index links to the run pages, and they open.
         browser.get(index.resolve().as_uri())
         browser.find_element("link text", "fast").click()

@@ -49,7 +49,7 @@ def pretrained() -> list[tuple[str, str]]:
     return [
         (
             f"{e['model']}.{e['tag']}",
-            f"{e['metric']} {e['value']:g} on {e['test']}; trained on {e['data']}, {'x'.join(map(str, e['input_shape']))}",
+            f"{e['value']:g}: {e['metric']}, on {e['test']}. Trained on {e['data']}; input {'x'.join(map(str, e['input_shape']))}.",
         )
         for e in entries
     ]

@@ -11,6 +11,7 @@ of models, data or training.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import re
@@ -54,8 +55,33 @@ def model_meta(
     }
 
 
+@functools.cache
+def source_commit() -> str | None:
+    """The git commit of caekit's own source when it runs from a caekit checkout (an editable install), with
+    ``+changes`` when tracked files differ from it; None for an installed wheel."""
+    import subprocess
+
+    source = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=True, timeout=5)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    top = git("rev-parse", "--show-toplevel")
+    if not top or Path(top).resolve() / "src" / "caekit" != source:  # a wheel inside someone else's repository
+        return None
+    commit = git("rev-parse", "--short=12", "HEAD")
+    if not commit:
+        return None
+    return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def provenance() -> dict[str, str]:
-    """Who made a checkpoint: caekit, torch and torchvision versions, the command line, host and date (UTC)."""
+    """Who made a checkpoint: caekit, torch and torchvision versions, caekit's git commit when it runs from a
+    checkout, the command line, host and date (UTC)."""
     import platform
     import sys
     import time
@@ -67,7 +93,7 @@ def provenance() -> dict[str, str]:
         except PackageNotFoundError:
             return "not installed"
 
-    return {
+    made = {
         "caekit": installed("caekit"),
         "torch": torch.__version__,
         "torchvision": installed("torchvision"),
@@ -76,6 +102,10 @@ def provenance() -> dict[str, str]:
         "host": platform.node(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
+    commit = source_commit()
+    if commit:
+        made["commit"] = commit
+    return made
 
 
 def checkpoint_file(path: str | Path) -> Path:

@@ -336,11 +336,18 @@ def read_image(path: Path, reduce_to: int | None = None) -> tuple[Image.Image | 
 
     With ``reduce_to``, a JPEG is decoded at the smallest of libjpeg's scales (1/2, 1/4, 1/8) that keeps both sides
     at least ``reduce_to`` (PIL's draft mode): a 4000x3000 photo wanted at 64 px decodes at 500x375, 64 times fewer
-    pixels. The pixel limit then applies to what is decoded."""
+    pixels. The pixel limit then applies to what is decoded.
+
+    A PNG's chunk checksums are verified first: PIL decodes a damaged image stream without them, and a PNG cut or
+    spliced inside its pixel data would otherwise come back with wrong rows instead of being skipped."""
     try:
         with warnings.catch_warnings():  # PIL's own warning for large images: the limit below says it in one line
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(path)
+            if img.format == "PNG":
+                with img:
+                    img.verify()  # every chunk's CRC, up to IEND; the image must be opened again after it
+                img = Image.open(path)
         with img:
             if reduce_to and img.format == "JPEG":
                 img.draft(img.mode, (reduce_to, reduce_to))
@@ -386,7 +393,7 @@ def _store_folder(root: Path, request: LoadRequest) -> Path:
     return cache_dir() / "stores" / digest.hexdigest()[:32]
 
 
-DECODER = 2  # how files become pixels; a change (2: JPEGs in draft mode) makes new stores beside the old
+DECODER = 3  # how files become pixels; a change makes new stores beside the old (2: JPEG draft mode, 3: PNG CRCs)
 IN_MEMORY_SHARE = 4  # data.in_memory unset: a set up to a quarter of this machine's memory is loaded into it
 CHUNK = 1024  # images decoded, converted and appended at a time
 

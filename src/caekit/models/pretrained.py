@@ -70,19 +70,13 @@ def pretrained_cfg(model: str, tag: str | bool) -> PretrainedCfg:
     raise ConfigError(f"model '{model}' has no pretrained weights '{tag}'; choose one of: {', '.join(c.tag for c in mine)}")
 
 
-def _digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _checked_file(cfg: PretrainedCfg) -> Path:
     path = ZOO / cfg.file
     if not path.is_file():
         raise CheckpointError(f"the weights of {cfg.name} ({path}) are missing; reinstall caekit")
-    if _digest(path) != cfg.sha256:
+    with path.open("rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    if digest != cfg.sha256:
         raise CheckpointError(f"the weights of {cfg.name} ({path}) do not match their sha256 in the index; reinstall caekit")
     return path
 
