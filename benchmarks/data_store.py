@@ -9,6 +9,7 @@ file-backed memory (``RssFile``) sampled throughout; flat ``RssAnon`` means memo
 
     python benchmarks/data_store.py --data DIR [--rounds 5] [--images 4000] [--size 64] [--base 20000] [--steps 300]
     python benchmarks/data_store.py --data DIR --only build      (seconds to build, reopen and load a folder's store)
+    python benchmarks/data_store.py --data DIR --only checksums  (decoding PNGs with and without their CRC check)
 """
 
 from __future__ import annotations
@@ -69,6 +70,39 @@ def build(root: Path) -> None:
         f"\n{len(stored):,} images ({c}x{h}x{w}) of {root}: store built in {cold:.1f} s ({len(stored) / cold:,.0f} images/s), "
         f"opened again in {warm:.2f} s, loaded into memory in {load:.2f} s"
     )
+
+
+def checksums(root: Path, images: int, rounds: int) -> None:
+    """Decoding a folder's PNGs as caekit does (chunk checksums verified first, then decoded) against decoding them
+    without the check, in alternating rounds over the same files (in the page cache after the first round)."""
+    from PIL import Image
+
+    from caekit.data.datasets import read_image
+
+    files = sorted(root.rglob("*.png"))[:images]
+
+    def unchecked(path: Path) -> None:
+        with Image.open(path) as img:
+            img.load()
+            img.convert("RGB")
+
+    def checked(path: Path) -> None:
+        image, why = read_image(path)
+        assert image is not None, why
+
+    seconds: dict[str, list[float]] = {"checked": [], "unchecked": []}
+    for _ in range(rounds):
+        for name, decode in (("unchecked", unchecked), ("checked", checked)):
+            start = time.perf_counter()
+            for path in files:
+                decode(path)
+            seconds[name].append(time.perf_counter() - start)
+    median = {name: statistics.median(times) for name, times in seconds.items()}
+    print(f"\n{len(files)} PNGs of {root}, {rounds} alternating rounds, median")
+    print("| decoding | seconds | images/s |\n|---|---:|---:|")
+    for name in ("unchecked", "checked"):
+        print(f"| {name} | {median[name]:.2f} | {len(files) / median[name]:,.0f} |")
+    print(f"checked / unchecked time: {median['checked'] / median['unchecked']:.2f}")
 
 
 def throughput(root: Path, images: int, rounds: int, batch_size: int) -> None:
@@ -161,7 +195,7 @@ def main() -> None:
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--steps", type=int, default=300, help="batches trained over each store")
     parser.add_argument("--work", help="folder for the stores (default: a temporary one)")
-    parser.add_argument("--only", choices=["build", "throughput", "memory"])
+    parser.add_argument("--only", choices=["build", "throughput", "memory", "checksums"])
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -171,6 +205,9 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(dir=args.work) as work:
         os.environ["CAEKIT_CACHE"] = str(Path(work) / "cache")
+        if args.only == "checksums":
+            checksums(root, args.images, args.rounds)
+            return
         if args.only in (None, "build"):
             build(root)
         if args.only in (None, "throughput"):

@@ -2,7 +2,7 @@
 the Fréchet distance and improved precision/recall (k = 3) of their features against the real test images, in the
 judge's penultimate layer (no ImageNet Inception network offline: the same MNIST judge for every model); the real
 reference is as many real training images. A conditional model (``--model cdcgan``) is also scored on how often the
-judge agrees with the asked-for class. ``--score`` takes any runs that can sample (DCGAN, cDCGAN, VAE).
+judge agrees with the asked-for class. ``--score`` takes any runs that can sample (DCGAN, cDCGAN, VAE) and model zoo entries (``zoo:vae.mnist``).
 
     nice -n 10 .venv/bin/python benchmarks/family_gan.py --limit 15000 --epochs 4 [--model cdcgan] [--width 64 --latent-dim 100] [--ema-decay 0.999] [--sngan] [--extra-layers 1] [--projection] [--minibatch-std] [--g-conditioning embedding]
     nice -n 10 .venv/bin/python benchmarks/family_gan.py --score RUN [RUN ...]     # judge runs trained before
@@ -40,7 +40,12 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=32, help="channels of the first D / last G layer (DCGAN paper: 64)")
     parser.add_argument("--latent-dim", type=int, default=64, help="size of z (DCGAN paper: 100)")
     parser.add_argument("--ema-decay", type=float, default=0.0, help="sample from a moving average of G (e.g. 0.999)")
-    parser.add_argument("--score", nargs="+", metavar="RUN", help="judge the samples of trained runs instead of training one")
+    parser.add_argument(
+        "--score",
+        nargs="+",
+        metavar="RUN",
+        help="judge the samples of trained runs (or zoo:MODEL.TAG entries) instead of training one",
+    )
     parser.add_argument("--extra-layers", type=int, default=0, help="3x3 conv blocks added at the base size of G and D")
     parser.add_argument("--sngan", action="store_true", help="spectrally normalised D (no batch norm) and the hinge loss")
     parser.add_argument(
@@ -66,7 +71,7 @@ def main() -> None:
     if args.score:
         quality = [reference_quality(judge, real, test, args.samples)]
         for run in args.score:
-            quality.append(score(load(run)[0], judge, test, args.samples, run))
+            quality.append(score(_sampler(run), judge, test, args.samples, run))
         print_quality(quality, args.samples)
         return
     tag = "".join(
@@ -112,6 +117,16 @@ def main() -> None:
         shutil.copy(result.run.path / picture, OUT / f"{tag}_{picture}")
     quality = score(model, judge, test, args.samples, f"{args.model.upper()} samples", OUT / f"{tag}_coverage.png")
     print_quality([reference_quality(judge, real, test, args.samples), quality], args.samples)
+
+
+def _sampler(source: str) -> torch.nn.Module:
+    """A trained run's model, or a model zoo entry named ``zoo:MODEL.TAG`` (e.g. ``zoo:vae.mnist``)."""
+    if source.startswith("zoo:"):
+        from caekit.models import create_model
+
+        name, tag = source.removeprefix("zoo:").split(".", 1)
+        return create_model(name, pretrained=tag)
+    return load(source)[0]
 
 
 def quality_row(name: str, judge: torch.nn.Module, images: torch.Tensor, test) -> dict[str, object]:

@@ -140,17 +140,31 @@ def test_set_values(key: str, value: object) -> None:
         assert _faithful(parse_assignments([f"{key}={text}"])[key], kept), f"--set {key}={text} was taken as {kept!r}"
 
 
-@FUZZ
-@given(text=st.text(max_size=200))
-def test_yaml_config_text(text: str) -> None:
+def _check_config_text(text: str) -> None:
+    """A config file's text: refused in one line, or taken field for field as written."""
+
     def load() -> RunConfig | None:
         data = parse_yaml(text, "c.yaml")
         return parse_config(data, "c.yaml") if isinstance(data, dict) else None  # the CLI refuses a non-mapping
 
     config = _attempt(load)
+    if config is None:
+        event("text that is not a mapping (the command line refuses it)")
     if isinstance(config, RunConfig):
         data = parse_yaml(text, "c.yaml")
         assert _faithful(data, _recorded(config)), f"{data!r} was taken as {config!r}"
+
+
+@FUZZ
+@given(text=st.text(max_size=200))
+def test_yaml_config_text(text: str) -> None:
+    _check_config_text(text)
+
+
+@FUZZ
+@given(data=st.data())
+def test_config_files_cut_and_spliced(data: st.DataObject) -> None:
+    _check_config_text(_mutated(BASE_CONFIG, data))
 
 
 LAYER = st.fixed_dictionaries(
@@ -382,8 +396,14 @@ def test_config_files_through_the_command_line(data: st.DataObject, capsys: pyte
     with tempfile.TemporaryDirectory(prefix="caekit-fuzz-") as folder:  # gone afterwards, whatever happened
         work = Path(folder)
         config = work / "mine.yaml"
-        config.write_bytes(_mutated(BASE_CONFIG, data).encode("utf-8", "surrogatepass"))
-        _cli_outcome(["train", str(config), "--runs-dir", str(work / "runs"), "--no-progress"], work, config, {"runs"}, capsys)
+        text = _mutated(BASE_CONFIG, data)
+        config.write_bytes(text.encode("utf-8", "surrogatepass"))
+        code = _cli_outcome(
+            ["train", str(config), "--runs-dir", str(work / "runs"), "--no-progress"], work, config, {"runs"}, capsys
+        )
+        if code == 0:  # the run recorded, and so ran with, every field as the file has it
+            (recorded,) = (work / "runs").glob("*/config.yaml")
+            assert _faithful(parse_yaml(text, "mine.yaml"), parse_yaml(recorded.read_text(), str(recorded))), text
 
 
 @CLI_FUZZ
