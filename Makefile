@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED_DATA ?= ../shared/data
 
-.PHONY: setup demo test test-fast lint package docs benchmarks clean
+.PHONY: setup demo test test-fast lint package docs notebooks benchmarks clean
 
 setup: $(VENV)/.installed
 
@@ -38,6 +38,11 @@ package: setup
 # the documentation site (docs/, mkdocs.yml): API reference from the docstrings, CLI reference from the commands
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet -d build/site
+
+# the tutorials in notebooks/, each run top to bottom on a fresh kernel in a temporary folder (about a minute each on
+# one thread; MNIST is made as for the tests); one without its data (../shared/data, MNIST in data/) is skipped, saying so
+notebooks: setup data/MNIST/raw/train-images-idx3-ubyte
+	$(PY) scripts/run_notebooks.py
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow"

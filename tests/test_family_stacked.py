@@ -81,3 +81,20 @@ def test_greedy_stacking_through_the_engine_keeps_each_stage_and_gives_an_encode
     assert model.encoder(torch.rand(2, 1, 8, 8)).code.shape == (2, 12)
     codes = encode(model, torch.rand(5, 1, 8, 8))
     assert codes.shape == (5, 12)
+
+
+def test_a_stack_of_fully_connected_stages_trains_and_draws_its_pictures(tmp_path, capsys):
+    """configs/family-stacked.yaml's kind of stack: no conv stage, so no feature maps (drawing them crashed)."""
+    from conftest import run_cli
+
+    config = tmp_path / "stack.yaml"
+    config.write_text(
+        "model: {name: stacked, args: {stages: [{type: fc, units: 32, activation: sigmoid}, {type: fc, units: 8}]}}\n"
+        "data: {name: digits, limit: 200}\noptim: {weight_decay: 0.0}\ntrain: {epochs: 1, batch_size: 32, progress: false}\n"
+    )
+    overrides = ["--set", f"runs_dir={tmp_path / 'runs'}", "--set", "name=fc"]
+    code, _, err = run_cli(["stack", str(config), *overrides], capsys)
+    assert code == 0, err
+    for run in ("fc-stage1", "fc-stage2", "fc-finetune"):
+        assert (tmp_path / "runs" / run / "reconstructions.png").is_file()
+        assert not (tmp_path / "runs" / run / "feature_maps.png").exists()

@@ -242,6 +242,23 @@ def test_training_as_a_library_leaves_the_process_as_it_was(tmp_path: Path, monk
     assert calls == ["denormal True", "malloc", "denormal False"]  # flush-denormal restored; the allocator cannot be
 
 
+def test_drawing_pictures_leaves_matplotlib_as_it_was(tmp_path: Path) -> None:
+    """caekit draws on matplotlib Figures directly: importing it chooses no backend and opens no pyplot, so a
+    notebook's inline figures keep working (importing caekit.viz used to switch the whole process to Agg)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, torch, matplotlib\n"
+        "from caekit import viz\n"
+        "from caekit.viz import generative, painter, pixelwise, representations\n"
+        f"viz.reconstructions(torch.rand(3, 1, 8, 8), torch.rand(3, 1, 8, 8), {str(tmp_path / 'r.png')!r})\n"
+        "print('matplotlib.pyplot' in sys.modules, matplotlib.rcParams._get_backend_or_none())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "None"] and (tmp_path / "r.png").stat().st_size > 1000
+
+
 def test_the_lists_describe_every_entry_and_fit_the_terminal(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -167,11 +167,8 @@ def data_uri(path: Path) -> str:
 
 
 def _png_uri(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -209,9 +206,7 @@ def _page(title: str, body: str) -> str:
 
 def metric_curves(history: list[dict[str, float]], title: str = "") -> str | None:
     """Every per-epoch metric of a run, one panel per quantity (loss, psnr, ...), train and val together."""
-    import matplotlib.pyplot as plt
-
-    from caekit import viz  # selects the Agg backend too
+    from caekit import viz
 
     keys = [k for k in dict.fromkeys(k for row in history for k in row) if k.startswith(("train_", "val_"))]
     groups: dict[str, list[str]] = {}
@@ -219,7 +214,7 @@ def metric_curves(history: list[dict[str, float]], title: str = "") -> str | Non
         groups.setdefault(key.split("_", 1)[1], []).append(key)
     if not history or not groups:
         return None
-    fig, axes = plt.subplots(1, len(groups), figsize=(3.6 * len(groups), 3), squeeze=False)
+    fig, axes = viz.subplots(1, len(groups), figsize=(3.6 * len(groups), 3), squeeze=False)
     for ax, (quantity, members) in zip(axes[0], groups.items()):
         for key in members:
             points = [(row["epoch"], row[key]) for row in history if key in row]
@@ -364,8 +359,6 @@ def config_differences(configs: list[dict[str, Any]], skip: tuple[str, ...] = ("
 
 def compare_curves(infos: list[RunInfo]) -> str | None:
     """Validation (or training) loss of every run on one axis, and PSNR beside it when runs measured it."""
-    import matplotlib.pyplot as plt
-
     from caekit import viz
 
     panels = [k for k in ("val_loss", "val_psnr") if any(k in r for i in infos for r in i.history)] or [
@@ -373,7 +366,7 @@ def compare_curves(infos: list[RunInfo]) -> str | None:
     ]
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.4), squeeze=False)
+    fig, axes = viz.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.4), squeeze=False)
     for ax, key in zip(axes[0], panels):
         for info in infos:
             points = [(row["epoch"], row[key]) for row in info.history if key in row]

@@ -311,7 +311,8 @@ def draw_run_pictures(
     if hasattr(encoder, "feature_maps"):
         with torch.no_grad():
             maps = [(name, fmap[0]) for name, fmap in encoder.feature_maps(images[:1])]  # type: ignore[union-attr]
-        paths.append(viz.feature_maps(images[0], maps, run.picture("feature_maps.png")))
+        if maps:  # an encoder of fully connected stages has no maps to show
+            paths.append(viz.feature_maps(images[0], maps, run.picture("feature_maps.png")))
     return paths
 
 

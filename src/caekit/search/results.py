@@ -107,15 +107,15 @@ def write_results(folder: Path, trials: list[Trial], search: SearchConfig, mode:
 
 def plot_search(trials: list[Trial], space: dict[str, Param], metric: str, mode: str, path: Path) -> Path | None:
     """One panel per searched field: the metric of every finished trial against its value, the best one starred."""
-    from caekit import viz  # noqa: F401, I001  (selects the Agg backend, so it goes before pyplot)
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    from caekit import viz
 
     scored = [t for t in trials if t.value is not None]
     if not scored:
         return None
     best = sort_trials(scored, mode)[0]
-    fig, axes = plt.subplots(1, len(space), figsize=(4 * len(space), 3.4), squeeze=False, sharey=True)
+    fig, axes = viz.subplots(1, len(space), figsize=(4 * len(space), 3.4), squeeze=False, sharey=True)
     for ax, (key, param) in zip(axes[0], space.items()):
         xs = [t.params.get(key) for t in scored]
         ys = [t.value for t in scored]
@@ -142,5 +142,4 @@ def plot_search(trials: list[Trial], space: dict[str, Param], metric: str, mode:
     fig.suptitle(f"{metric} ({mode}) over {len(scored)} trials", fontsize=10)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return path

@@ -6,16 +6,22 @@ Area-specific pictures live in modules beside this one (``caekit.viz.<area>``).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from torch import Tensor
 
 
-def _show(ax: plt.Axes, image: Tensor | np.ndarray, cmap: str = "gray") -> None:
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **options: Any) -> tuple[Figure, Any]:
+    """A figure and its axes (``Figure.subplots``), made without pyplot: drawing a picture chooses no matplotlib
+    backend and leaves no figure open, so a notebook or application importing caekit keeps its own settings."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **options)
+
+
+def _show(ax: Axes, image: Tensor | np.ndarray, cmap: str = "gray") -> None:
     """Draw one [C, H, W] (or [H, W]) image in [0, 1] without axes."""
     arr = image.detach().float().cpu().numpy() if isinstance(image, Tensor) else np.asarray(image, dtype=np.float32)
     if arr.ndim == 3:
@@ -25,15 +31,14 @@ def _show(ax: plt.Axes, image: Tensor | np.ndarray, cmap: str = "gray") -> None:
     ax.set_yticks([])
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+def _save(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
-def _scale_bar(fig: plt.Figure, axes: np.ndarray, cmap: str, label: str) -> None:
+def _scale_bar(fig: Figure, axes: np.ndarray, cmap: str, label: str) -> None:
     """One colour bar for a grid of images that are each scaled to their own range: 0 is an image's minimum."""
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
@@ -44,7 +49,7 @@ def _scale_bar(fig: plt.Figure, axes: np.ndarray, cmap: str, label: str) -> None
     bar.set_label(label, fontsize=7)
 
 
-def integer_epochs(ax: plt.Axes) -> None:
+def integer_epochs(ax: Axes) -> None:
     """Whole-number ticks on an epoch axis (matplotlib would put ticks at 1.5, 2.5 for a short run)."""
     from matplotlib.ticker import MaxNLocator
 
@@ -58,9 +63,7 @@ def image_rows(
     """Rows of images with a label each, e.g. originals above reconstructions (or noisy / denoised / clean);
     ``captions`` go under the last row's images (e.g. each reconstruction's PSNR)."""
     columns = max(len(images) for _, images in rows)
-    fig, axes = plt.subplots(
-        len(rows), columns, figsize=(1.2 * columns, 1.3 * len(rows) + (0.2 if captions else 0)), squeeze=False
-    )
+    fig, axes = subplots(len(rows), columns, figsize=(1.2 * columns, 1.3 * len(rows) + (0.2 if captions else 0)), squeeze=False)
     for r, (label, images) in enumerate(rows):
         for c in range(columns):
             ax = axes[r, c]
@@ -90,7 +93,7 @@ def reconstructions(originals: Tensor, outputs: Tensor, path: str | Path, title:
 def curves(history: list[dict[str, float]], path: str | Path, title: str | None = None) -> Path:
     """Loss per epoch (train and validation); PSNR on a second axis when it was measured."""
     epochs = [row["epoch"] for row in history]
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = subplots(figsize=(6, 3.6))
     for key, style in (("train_loss", "-o"), ("val_loss", "-s")):
         if any(key in row for row in history):
             ax.plot(epochs, [row.get(key, np.nan) for row in history], style, label=key.replace("_", " "), markersize=3)
@@ -122,7 +125,7 @@ def filters(weight: Tensor, path: str | Path, title: str = "first-layer filters"
     w = (w - lo) / (hi - lo).clamp_min(1e-8)
     columns = min(16, len(w))
     rows = -(-len(w) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(0.6 * columns, 0.6 * rows + 0.4), squeeze=False)
+    fig, axes = subplots(rows, columns, figsize=(0.6 * columns, 0.6 * rows + 0.4), squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i < len(w):
             _show(ax, w[i])
@@ -142,7 +145,7 @@ def filters(weight: Tensor, path: str | Path, title: str = "first-layer filters"
 
 def feature_maps(image: Tensor, maps: list[tuple[str, Tensor]], path: str | Path, per_stage: int = 8) -> Path:
     """The input, then up to ``per_stage`` channels of each encoder stage's output for that one image."""
-    fig, axes = plt.subplots(len(maps) + 1, per_stage, figsize=(1.1 * per_stage, 1.15 * (len(maps) + 1)), squeeze=False)
+    fig, axes = subplots(len(maps) + 1, per_stage, figsize=(1.1 * per_stage, 1.15 * (len(maps) + 1)), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     _show(axes[0, 0], image)

@@ -11,7 +11,7 @@ from scipy.stats import norm
 from torch import Tensor, nn
 from torchvision.utils import make_grid
 
-from caekit.viz import _save, integer_epochs, plt
+from caekit.viz import _save, integer_epochs, subplots
 
 if TYPE_CHECKING:
     from caekit.models.vae import ConvVAE
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 def _grid_figure(grid: Tensor, path: str | Path, title: str | None, scale: float = 0.35) -> Path:
     arr = grid.detach().float().cpu().clamp(0, 1).permute(1, 2, 0).numpy()
     h, w = arr.shape[:2]
-    fig, ax = plt.subplots(figsize=(max(2.0, w * scale / 10), max(2.0, h * scale / 10) + (0.3 if title else 0)))
+    fig, ax = subplots(figsize=(max(2.0, w * scale / 10), max(2.0, h * scale / 10) + (0.3 if title else 0)))
     ax.imshow(arr if arr.shape[2] == 3 else arr[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.axis("off")
     if title:
@@ -78,7 +78,7 @@ def epoch_rows(samples: list[Tensor], path: str | Path, max_rows: int = 12) -> P
 
 def coverage_bars(counts: np.ndarray, confidence: np.ndarray, classes: list[str], path: str | Path, title: str) -> Path:
     """How many samples a classifier assigns to each class, with the mean confidence per class."""
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig, ax = subplots(figsize=(6, 3))
     ax.bar(range(len(counts)), counts, color="tab:blue")
     ax.set_xticks(range(len(counts)), classes)
     ax.set_ylabel("samples")
@@ -93,7 +93,7 @@ def coverage_bars(counts: np.ndarray, confidence: np.ndarray, classes: list[str]
 def gan_curves(history: list[dict[str, float]], path: str | Path, title: str | None = None) -> Path:
     """Discriminator and generator losses per epoch, with D's mean outputs on real and generated images."""
     epochs = [row["epoch"] for row in history]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig, (left, right) = subplots(1, 2, figsize=(9, 3.4))
     for key, label in (("train_d_loss", "D loss"), ("train_g_loss", "G loss")):
         left.plot(epochs, [row.get(key, np.nan) for row in history], "-o", markersize=3, label=label)
     integer_epochs(left)

@@ -10,7 +10,7 @@ from matplotlib import colormaps
 from matplotlib.patches import Patch
 from torch import Tensor
 
-from caekit.viz import _save, _show, image_rows, plt
+from caekit.viz import _save, _show, image_rows, subplots
 
 IGNORE_COLOUR = (1.0, 1.0, 1.0)
 
@@ -53,7 +53,7 @@ def segmentation_overlays(
     """Columns of images: the image, the ground truth over it (when given) and the prediction over it."""
     n = min(columns, len(images))
     rows = [("image", None)] + ([("truth", truth)] if truth is not None else []) + [("prediction", predictions)]
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.25 * n, 1.3 * len(rows) + 0.5), squeeze=False)
+    fig, axes = subplots(len(rows), n, figsize=(1.25 * n, 1.3 * len(rows) + 0.5), squeeze=False)
     for r, (label, masks) in enumerate(rows):
         for c in range(n):
             ax = axes[r, c]
@@ -82,7 +82,7 @@ def iou_bars(iou: dict[str, float] | list[tuple[str, dict[str, float]]], path: s
     names = list(series[0][1])
     x = np.arange(len(names))
     width = 0.8 / len(series)
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.45 * len(names) * max(1, len(series) / 2)), 3.2))
+    fig, ax = subplots(figsize=(max(5.0, 0.45 * len(names) * max(1, len(series) / 2)), 3.2))
     for i, (label, values) in enumerate(series):
         heights = [values.get(name, np.nan) for name in names]
         ax.bar(x + (i - (len(series) - 1) / 2) * width, heights, width, label=label or None)

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib import colormaps
 
 from caekit.data.imageset import to_unit
-from caekit.viz import _save, plt
+from caekit.viz import _save, subplots
 
 
 def _palette(n: int) -> list:
-    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20" if n <= 20 else "turbo")
+    cmap = colormaps["tab10" if n <= 10 else "tab20" if n <= 20 else "turbo"]
     return [cmap(i if n <= 20 else i / max(1, n - 1)) for i in range(n)]
 
 
@@ -34,7 +35,7 @@ def scatter(
     labels = np.asarray(labels)
     present = np.unique(labels)
     colours = _palette(len(classes))
-    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    fig, ax = subplots(figsize=(6.4, 5.6))
     size = max(2.0, 12.0 - len(xy) / 800)
     for label in present:
         mask = labels == label
@@ -79,7 +80,7 @@ def confusion_picture(
         cm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     n = len(classes)
     side = min(10.0, 2.5 + 0.32 * n)
-    fig, ax = plt.subplots(figsize=(side + 1, side))
+    fig, ax = subplots(figsize=(side + 1, side))
     im = ax.imshow(cm, cmap="Blues", vmin=0, vmax=1 if normalise else None)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class" if normalise else "images")
     if n <= max_labels:
@@ -117,7 +118,7 @@ def comparison_bars(
     models = [r["model"] for r in rows]
     x = np.arange(len(models))
     width = 0.8 / len(metrics)
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(models) + 2), 3.8))
+    fig, ax = subplots(figsize=(max(5.0, 0.9 * len(models) + 2), 3.8))
     for j, metric in enumerate(metrics):
         means = [r.get(f"{metric}_mean", np.nan) for r in rows]
         stds = [r.get(f"{metric}_std", 0.0) for r in rows]
@@ -138,7 +139,7 @@ def budget_curves(
 
     ``rows``: dicts with ``model``, ``budget``, ``<metric>_mean`` and ``<metric>_std`` (a comparison's summary).
     """
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False)
+    fig, axes = subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False)
     models = list(dict.fromkeys(r["model"] for r in rows))
     for ax, metric in zip(axes[0], metrics):
         for model in models:

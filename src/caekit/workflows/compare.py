@@ -371,12 +371,12 @@ def run_compare(
     paths = write_tables(rows, summary, reports, cfg, folder)
     last = [s for s in summary if s["sample"] == budgets[-1].describe()]
     paths["bars"] = comparison_bars(
-        last, folder / "bars.png", ("accuracy", "f1"), title=f"{cfg.data.name}, {budgets[-1].describe()}, {len(cfg.seeds)} seeds"
+        last, folder / "bars.png", ("accuracy", "f1"), title=f"{cfg.data.name}, {budgets[-1].describe()}, {_seeds(cfg)}"
     )
     if len(budgets) > 1:
         unit = "labels per class" if cfg.sample.per_class is not None else "share of the labels"
         paths["budgets"] = budget_curves(
-            summary, folder / "budgets.png", unit, title=f"{cfg.data.name}, {len(cfg.seeds)} seeds (mean and spread)"
+            summary, folder / "budgets.png", unit, title=f"{cfg.data.name}, {_seeds(cfg)} (mean and spread)"
         )
     for label, report in reports.items():
         paths[f"confusion:{label}"] = confusion_picture(
@@ -384,6 +384,10 @@ def run_compare(
         )
     say(f"tables and pictures in {folder}")
     return CompareResult(rows, summary, reports, folder, paths)
+
+
+def _seeds(cfg: CompareConfig) -> str:
+    return "1 seed" if len(cfg.seeds) == 1 else f"{len(cfg.seeds)} seeds"
 
 
 def classify_run(

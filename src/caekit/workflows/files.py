@@ -170,6 +170,8 @@ def feature_maps_file(image: str | Path, run: str | Path, out: str | Path | None
     x = to_unit(inference.read_images([image], meta["image_shape"]))
     with torch.no_grad():
         maps = [(name, fmap[0]) for name, fmap in encoder.feature_maps(x)]
+    if not maps:
+        raise CheckpointError(f"model '{meta['model']['name']}' has only fully connected stages: no feature maps to show")
     return viz.feature_maps(x[0], maps, target, per_stage)
 
 
