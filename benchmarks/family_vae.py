@@ -62,7 +62,8 @@ def main() -> None:
             rows.append((epochs, seconds, k, scores, time.perf_counter() - start))
             print(epochs, k, scores, flush=True)
     assert run is not None
-    tag = f"vae-{args.binarise}" + (f"-iwae{args.samples}" if args.samples > 1 else "")
+    stem = Path(args.config).stem.removeprefix("family-")  # vae, vae-res, vae2d: each config keeps its own pictures
+    tag = f"{stem}-{args.binarise}" + (f"-iwae{args.samples}" if args.samples > 1 else "")
     OUT.mkdir(parents=True, exist_ok=True)
     for picture in ("prior_samples.png", "interpolation.png", "samples_per_epoch.png", "curves.png"):
         if (run / picture).is_file():

@@ -98,3 +98,68 @@ def test_a_stack_of_fully_connected_stages_trains_and_draws_its_pictures(tmp_pat
     for run in ("fc-stage1", "fc-stage2", "fc-finetune"):
         assert (tmp_path / "runs" / run / "reconstructions.png").is_file()
         assert not (tmp_path / "runs" / run / "feature_maps.png").exists()
+
+
+def test_a_denoising_stage_sees_its_input_masked_and_reconstructs_it_clean():
+    torch.manual_seed(0)
+    stages = [{"type": "fc", "units": 32, "activation": "sigmoid"}, {"type": "fc", "units": 8, "activation": "sigmoid"}]
+    model = create_model("stacked", input_shape=(1, 8, 8), stages=stages, train_stage=1).eval()
+    seen: list[torch.Tensor] = []
+    model.encoder.stages[1].register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].detach().clone()))
+    images = {"image": torch.rand(16, 1, 8, 8)}
+    clean = model.stage_target(images["image"])
+    objective = GreedyStage(loss="bce", noise="mask", level=0.5)
+    loss, _ = objective.loss(model, images)
+    masked = seen[-1] == 0
+    assert 0.4 < masked.float().mean().item() < 0.6  # about half of the stage's 32 inputs hidden, the rest untouched
+    assert torch.equal(seen[-1][~masked], clean[~masked]) and (clean > 0).all()
+    # the target is the clean code, not the masked input the stage saw
+    output = model.decoders[1](model.encoder.stages[1](seen[-1]))
+    assert loss.item() == pytest.approx(torch.nn.functional.binary_cross_entropy(output, clean).item(), rel=1e-6)
+    objective.loss(model, images)
+    assert not torch.equal(seen[-1], seen[-3])  # fresh noise every step
+    first = objective.evaluate(model, images)["loss"]
+    assert torch.equal(first, objective.evaluate(model, images)["loss"])  # validation noise is fixed
+    assert GreedyStage(loss="bce").evaluate(model, images)["loss"].mean() < first.mean()  # noise makes it harder
+
+
+def test_noise_and_a_loss_that_need_the_unit_range_are_refused_on_a_relu_code():
+    model = create_model("stacked", input_shape=(1, 8, 8), stages=STAGES, train_stage=1)  # stage 2 takes relu conv codes
+    with pytest.raises(CaekitError, match="use noise: mask"):
+        GreedyStage(noise="gaussian", level=0.1).loss(model, {"image": torch.rand(4, 1, 8, 8)})
+    with pytest.raises(CaekitError, match="use loss: mse"):  # was torch's RuntimeError from inside BCE
+        GreedyStage(loss="bce").loss(model, {"image": torch.rand(4, 1, 8, 8)})
+    GreedyStage(noise="mask", level=0.1).loss(model, {"image": torch.rand(4, 1, 8, 8)})  # masking needs no range
+
+
+def test_a_denoising_objective_makes_every_stage_and_the_fine_tuning_denoise(tmp_path):
+    import yaml
+
+    stages = [{"type": "fc", "units": 16, "activation": "sigmoid"}, {"type": "fc", "units": 8, "activation": "sigmoid"}]
+    config = {
+        "runs_dir": str(tmp_path),
+        "name": "sdae",
+        "data": {"name": "digits", "limit": 200},
+        "objective": {"name": "denoise", "args": {"loss": "bce", "noise": "mask", "level": 0.3}},
+        "train": {"epochs": 1, "batch_size": 32, "progress": False},
+    }
+    result = train_stacked(config, stages, finetune_epochs=1)
+    recorded = [yaml.safe_load((run / "config.yaml").read_text())["objective"] for run in result.stage_runs]
+    assert recorded == [{"name": "stage", "args": {"loss": "bce", "noise": "mask", "level": 0.3}}] * 2
+    finetune = yaml.safe_load((result.finetune_run / "config.yaml").read_text())["objective"]
+    assert finetune == {"name": "denoise", "args": {"loss": "bce", "noise": "mask", "level": 0.3}}
+    with pytest.raises(CaekitError, match=r"objective\.args\.noise"):
+        train_stacked({**config, "objective": {"name": "stage", "args": {"level": 0.3}}}, stages)
+    relu = [{"type": "fc", "units": 16, "activation": "relu"}, {"type": "fc", "units": 8}]
+    with pytest.raises(CaekitError, match="use loss: mse"):  # refused before stage 1 trains: no run folder made
+        train_stacked({**config, "name": "relu"}, relu)
+    assert not (tmp_path / "relu-stage1").exists()
+
+    # the classic protocol's next step: the whole stack fine-tuned under a classifier, nothing left frozen
+    classifier = create_model("encoder_classifier", pretrained=str(result.stage_runs[-1]), mode="finetune", head="linear")
+    assert all(p.requires_grad for p in classifier.parameters())
+    assert len(classifier.encoder.decoders) == 0  # the decoders are not part of the classifier
+    classifier.train()
+    assert all(stage.training for stage in classifier.encoder.encoder.stages)
+    probe = create_model("encoder_classifier", pretrained=str(result.stage_runs[-1]), mode="linear")
+    assert not any(p.requires_grad for p in probe.encoder.parameters())

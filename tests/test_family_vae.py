@@ -11,7 +11,9 @@ from torch.distributions import Normal, kl_divergence
 from caekit.api import train
 from caekit.checkpoint import read_checkpoint
 from caekit.data.datasets import load_dataset
+from caekit.errors import CaekitError
 from caekit.evaluate.generative import elbo_and_nll
+from caekit.layers import ResidualBlock
 from caekit.models import create_model
 from caekit.models.vae import ConvVAE, kl_standard_normal
 from caekit.training.vae import ELBO
@@ -102,3 +104,16 @@ def test_kl_warmup_goes_on_where_a_resumed_run_stopped(tmp_path):
     assert [round(r["train_beta"], 4) for r in resumed.history] == [round(r["train_beta"], 4) for r in straight.history]
     _, meta = read_checkpoint(resumed.run.checkpoint("last"))
     assert meta["objective_state"] == {"steps": 6}
+
+
+def test_residual_blocks_deepen_the_vae_at_every_size_and_keep_its_shapes():
+    plain, deep = create_model("vae", latent_dim=8), create_model("vae", latent_dim=8, blocks=2)
+    x = torch.rand(3, 1, 28, 28)
+    assert deep.decode_raw(deep.posterior(x)[0]).shape == x.shape
+    blocks = [m for m in deep.modules() if isinstance(m, ResidualBlock)]
+    # two at each of the encoder's sizes (14x14, 7x7) and the decoder's (7x7, 14x14)
+    assert [b.body[0].in_channels for b in blocks] == [32, 32, 64, 64, 64, 64, 32, 32]
+    extra = sum(p.numel() for b in blocks for p in b.parameters())
+    assert sum(p.numel() for p in deep.parameters()) == sum(p.numel() for p in plain.parameters()) + extra
+    with pytest.raises(CaekitError, match="blocks"):
+        create_model("vae", blocks=-1)

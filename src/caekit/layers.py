@@ -116,6 +116,24 @@ def conv_block(conv: nn.Module, channels: int, act: str, batch_norm: bool) -> nn
     return nn.Sequential(*layers)
 
 
+class ResidualBlock(nn.Module):
+    """ResNet's basic block at a fixed shape: act(x + BN(conv3x3(act(BN(conv3x3(x)))))); leaky ReLU for a slope > 0."""
+
+    def __init__(self, channels: int, negative_slope: float = 0.0) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.LeakyReLU(negative_slope, inplace=True),
+            nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(channels),
+        )
+        self.act = nn.LeakyReLU(negative_slope, inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(x + self.body(x))
+
+
 Geometry = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]  # stride, padding, output padding
 
 

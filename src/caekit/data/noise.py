@@ -69,6 +69,35 @@ class Corruption:
         return f"{self.kind} {name} {self.level:g}"
 
 
+class OnTheFly:
+    """The denoising objectives' noise: one kind at one level, or at a level each image draws from [low, high].
+
+    Training draws from the global RNG (which the engine seeds); ``fixed`` seeds by the batch's content, so the same
+    images get the same noise every evaluation and different images different noise.
+    """
+
+    def __init__(self, kind: str = "gaussian", level: float | list[float] = 0.3, seed: int = 1234) -> None:
+        levels = [float(v) for v in level] if isinstance(level, (list, tuple)) else [float(level)]
+        if len(levels) not in (1, 2) or levels[0] > levels[-1]:
+            raise ConfigError(f"a noise level is a number or a range [low, high], got {level}")
+        for value in levels:
+            Corruption(kind, value)  # validates both ends
+        self.levels, self.seed = levels, seed
+        self.corruption = Corruption(kind, levels[-1])  # the strongest: what pictures show
+
+    def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        if len(self.levels) == 1:
+            return self.corruption(x, generator)
+        low, high = self.levels
+        device = x.device if generator is None else generator.device
+        level = torch.rand((len(x),) + (1,) * (x.dim() - 1), generator=generator, device=device).to(x.device, x.dtype)
+        return self.corruption.apply(x, level * (high - low) + low, generator)
+
+    def fixed(self, x: Tensor) -> Tensor:
+        """Noise that depends only on ``x``: reproducible evaluation."""
+        return self(x, seeded(self.seed + int(x.double().sum().item() * 1000) % 2**31, x.device))
+
+
 def corrupt(x: Tensor, kind: str, level: float | Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Corrupt ``x`` (float in [0, 1]) with one of ``KINDS``."""
     if kind == "gaussian":

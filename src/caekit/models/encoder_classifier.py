@@ -18,6 +18,7 @@ from caekit.errors import CheckpointError, ConfigError
 from caekit.models.backbone_ae import BackboneAutoencoder
 from caekit.models.cae import ConvAutoencoder
 from caekit.models.registry import MODELS, create_model, register_model
+from caekit.models.stacked import StackedAutoencoder
 from caekit.models.weights import load_trained
 
 MODES = ("linear", "mlp", "finetune")
@@ -48,6 +49,8 @@ class EncoderClassifier(nn.Module):
             raise ConfigError(f"unknown head '{head}'; choose linear or mlp")
         self.mode, self.head_kind, self.input_shape = mode, head, tuple(input_shape)
         _drop_decoder(autoencoder)
+        if mode == "finetune" and isinstance(autoencoder, StackedAutoencoder):
+            autoencoder.unfreeze()  # a greedy stage's run keeps the stages below it frozen
         self.encoder = autoencoder
         was_training = autoencoder.training
         # the autoencoder's encode() (checked above) is typed by torch as an unknown attribute: Tensor | Module
@@ -105,6 +108,8 @@ def _drop_decoder(autoencoder: nn.Module) -> None:
         autoencoder.decoder = None  # type: ignore[assignment]
         if isinstance(autoencoder, ConvAutoencoder) and autoencoder.bottleneck is not None:
             autoencoder.bottleneck.decode = None  # type: ignore[assignment]
+    if isinstance(autoencoder, StackedAutoencoder):
+        autoencoder.decoders = nn.ModuleList()
 
 
 def _model_spec(autoencoder: str | dict[str, Any]) -> tuple[str, dict[str, Any]]:

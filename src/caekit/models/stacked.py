@@ -23,11 +23,20 @@ from caekit.models.weights import load_weights
 from caekit.spec import as_shape
 
 
+def _default_activation(stage: dict[str, Any]) -> str:
+    return "sigmoid" if stage.get("type", "fc") == "fc" else "relu"
+
+
+def takes_unit_input(stages: list[dict[str, Any]], k: int) -> bool:
+    """Whether stage ``k`` (from 0) takes values in [0, 1]: the image, or the code of a sigmoid stage."""
+    return k == 0 or stages[k - 1].get("activation", _default_activation(stages[k - 1])) == "sigmoid"
+
+
 def _stage_modules(
     kind: str, in_shape: tuple[int, ...], stage: dict[str, Any], out_activation: str
 ) -> tuple[nn.Module, nn.Module, tuple[int, ...]]:
     """Encoder, decoder and code shape of one stage."""
-    act = stage.get("activation", "sigmoid" if kind == "fc" else "relu")
+    act = stage.get("activation", _default_activation({"type": kind}))
     if kind == "fc":
         features, units = math.prod(in_shape), int(stage["units"])
         encoder = nn.Sequential(nn.Flatten(), nn.Linear(features, units), activation(act))
@@ -94,11 +103,7 @@ class StackedAutoencoder(nn.Module):
         encoders, decoders, shapes = nn.ModuleList(), nn.ModuleList(), [self.input_shape]
         for i, stage in enumerate(stages):
             # each decoder ends in the activation that produced its target: the image's, or the previous code's
-            out_act = (
-                output_activation
-                if i == 0
-                else stages[i - 1].get("activation", "sigmoid" if stages[i - 1].get("type", "fc") == "fc" else "relu")
-            )
+            out_act = output_activation if i == 0 else stages[i - 1].get("activation", _default_activation(stages[i - 1]))
             enc, dec, shape = _stage_modules(stage.get("type", "fc"), shapes[-1], stage, out_act)
             encoders.append(enc)
             decoders.append(dec)
@@ -134,6 +139,12 @@ class StackedAutoencoder(nn.Module):
         """The frozen input of the stage being trained (the image for stage 0)."""
         with torch.no_grad():
             return self.encoder(x, upto=self.train_stage).code
+
+    def unfreeze(self) -> StackedAutoencoder:
+        """Every stage trainable again (supervised fine-tuning of the whole stack after greedy training)."""
+        self.train_stage = None
+        self.requires_grad_(True)
+        return self
 
     def stage_forward(self, target: Tensor) -> Tensor:
         """Stage ``train_stage`` reconstructing its (frozen) input."""

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from caekit.errors import ConfigError
-from caekit.layers import ConvTranspose2d
+from caekit.layers import ConvTranspose2d, ResidualBlock
 from caekit.models.cae import EncoderOutput
 from caekit.models.registry import register_model
 from caekit.spec import as_shape
@@ -36,14 +36,18 @@ def down_sizes(size: int, steps: int) -> list[int]:
 
 
 class VAEEncoder(nn.Module):
-    """Strided convs (BN, LeakyReLU) -> flat features -> (mean, log-variance)."""
+    """Strided convs (BN, LeakyReLU), each followed by ``blocks`` residual 3x3 blocks -> flat features -> (mean,
+    log-variance)."""
 
-    def __init__(self, in_channels: int, size: int, channels: tuple[int, ...], latent_dim: int, num_classes: int = 0) -> None:
+    def __init__(
+        self, in_channels: int, size: int, channels: tuple[int, ...], latent_dim: int, num_classes: int = 0, blocks: int = 0
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         c = in_channels + (num_classes if num_classes else 0)
         for out in channels:
             layers += [nn.Conv2d(c, out, 4, 2, 1), nn.BatchNorm2d(out), nn.LeakyReLU(0.2, inplace=True)]
+            layers += [ResidualBlock(out, 0.2) for _ in range(blocks)]
             c = out
         self.convs = nn.Sequential(*layers)
         self.num_classes = num_classes
@@ -66,7 +70,8 @@ class VAEEncoder(nn.Module):
 
 
 class VAEDecoder(nn.Module):
-    """z (+ one-hot label) -> fc -> transposed convs -> per-pixel logits or means (unbounded)."""
+    """z (+ one-hot label) -> fc -> transposed convs, each size first refined by ``blocks`` residual 3x3 blocks ->
+    per-pixel logits or means (unbounded)."""
 
     def __init__(
         self,
@@ -75,6 +80,7 @@ class VAEDecoder(nn.Module):
         channels: tuple[int, ...],
         latent_dim: int,
         num_classes: int = 0,
+        blocks: int = 0,
     ) -> None:
         super().__init__()
         self.feature_shape = feature_shape
@@ -83,8 +89,10 @@ class VAEDecoder(nn.Module):
         layers: list[nn.Module] = []
         c = feature_shape[0]
         for out in reversed(channels[:-1]):
+            layers += [ResidualBlock(c) for _ in range(blocks)]
             layers += [nn.ConvTranspose2d(c, out, 4, 2, 1), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
             c = out
+        layers += [ResidualBlock(c) for _ in range(blocks)]
         layers.append(ConvTranspose2d(c, out_channels, 4, 2, 1))  # caekit's: faster on the CPU for 1 or 3 channels
         self.deconvs = nn.Sequential(*layers)
 
@@ -104,8 +112,12 @@ class ConvVAE(nn.Module):
         channels: tuple[int, ...] = (32, 64),
         likelihood: str = "bernoulli",
         num_classes: int = 0,
+        blocks: int = 0,
     ) -> None:
+        """``blocks``: residual 3x3 blocks at every size of the encoder and the decoder (0: the plain DCGAN-like VAE)."""
         super().__init__()
+        if blocks < 0:
+            raise ConfigError(f"blocks is a number of residual blocks at each size, at least 0, got {blocks}")
         if likelihood not in LIKELIHOODS:
             raise ConfigError(f"unknown likelihood '{likelihood}'; choose one of: {', '.join(LIKELIHOODS)}")
         c, h, w = input_shape
@@ -113,8 +125,8 @@ class ConvVAE(nn.Module):
             raise ConfigError(f"the VAE needs square images, got {h}x{w}")
         self.input_shape = (c, h, w)
         self.latent_dim, self.likelihood, self.num_classes = latent_dim, likelihood, num_classes
-        self.encoder = VAEEncoder(c, h, tuple(channels), latent_dim, num_classes)
-        self.decoder = VAEDecoder(c, self.encoder.feature_shape, tuple(channels), latent_dim, num_classes)
+        self.encoder = VAEEncoder(c, h, tuple(channels), latent_dim, num_classes, blocks)
+        self.decoder = VAEDecoder(c, self.encoder.feature_shape, tuple(channels), latent_dim, num_classes, blocks)
         # Gaussian likelihood: one learned log-variance for all pixels (unused for Bernoulli)
         self.log_sigma2 = nn.Parameter(torch.full((), math.log(0.01)), requires_grad=likelihood == "gaussian")
 

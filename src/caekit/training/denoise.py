@@ -7,8 +7,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from caekit.data.noise import Corruption, seeded
-from caekit.errors import ConfigError
+from caekit.data.noise import OnTheFly, seeded
 from caekit.metrics import psnr, ssim
 from caekit.training.objectives import Painter, Reconstruct, reconstruction_loss, register_objective
 
@@ -21,32 +20,15 @@ class Denoise(Reconstruct):
 
     def __init__(self, loss: str = "mse", noise: str = "gaussian", level: float | list[float] = 0.3, seed: int = 1234) -> None:
         super().__init__(loss)
-        levels = [float(v) for v in level] if isinstance(level, (list, tuple)) else [float(level)]
-        if len(levels) not in (1, 2) or levels[0] > levels[-1]:
-            raise ConfigError(f"denoise level is a number or a range [low, high], got {level}")
-        self.corruptions = [Corruption(noise, v) for v in levels]  # validates both ends
-        self.corruption = self.corruptions[-1]
-        self.levels = levels
-        self.seed = seed
-        self._generator: torch.Generator | None = None
+        self.noise = OnTheFly(noise, level, seed)
+        self.corruption, self.seed = self.noise.corruption, seed
 
     def inputs(self, batch: dict[str, Tensor]) -> Tensor:
-        x = batch["image"]
-        if len(self.levels) == 1:
-            return self.corruption(x, self._generator)
-        low, high = self.levels
-        device = x.device if self._generator is None else self._generator.device
-        level = torch.rand((len(x), 1, 1, 1), generator=self._generator, device=device).to(x.device, x.dtype) * (high - low) + low
-        return self.corruption.apply(x, level, self._generator)
+        return self.noise(batch["image"])
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        # seeded by the batch content: the same images get the same noise every epoch, different images different noise
-        self._generator = seeded(self.seed + int(batch["image"].double().sum().item() * 1000) % 2**31, batch["image"].device)
-        try:
-            noisy = self.inputs(batch)
-        finally:
-            self._generator = None
+        noisy = self.noise.fixed(batch["image"])
         target = batch["image"]
         output = model(noisy).float()
         per_image = reconstruction_loss(self.loss_name, output, target, "none").flatten(1).mean(1)

@@ -12,6 +12,7 @@ from torch import nn
 from caekit.config import RunConfig, parse_config, resolve_config
 from caekit.errors import ConfigError
 from caekit.runner import train_run
+from caekit.training.stage import GreedyStage
 
 
 @dataclass
@@ -31,7 +32,9 @@ def train_stacked(
     overrides: dict[str, Any] | list[str] | None = None,
 ) -> StackedResult:
     """Greedy layer-wise training: stage k learns to reconstruct the frozen codes of stages < k (one run each),
-    then the stacked encoders and decoders are fine-tuned end to end (``finetune_epochs`` 0 skips it).
+    then the stacked encoders and decoders are fine-tuned end to end (``finetune_epochs`` 0 skips it). With a
+    ``denoise`` objective (or ``stage`` with ``noise``) each stage reconstructs its clean input from a corrupted copy,
+    a stacked denoising autoencoder, and the end-to-end fine-tuning denoises images.
 
     ``config`` is an ordinary run config (data, optim, train, runs_dir, name); its model and objective are set here.
     ``stages`` default to the config's ``model.args.stages``.
@@ -50,13 +53,25 @@ def train_stacked(
     result = None
     # the stacked model's own options (e.g. input_shape, output_activation) carry over; another model's do not
     model_args = dict(base["model"].get("args", {})) if base["model"]["name"] == "stacked" else {}
-    loss = base["objective"]["args"].get("loss", "mse") if base["objective"]["name"] in ("reconstruct", "stage") else "mse"
+    objective_args = base["objective"]["args"] if base["objective"]["name"] in ("reconstruct", "stage", "denoise") else {}
+    loss = objective_args.get("loss", "mse")
+    # a denoising objective makes a stacked denoising autoencoder: every stage, and the fine-tuning, see corrupted inputs
+    noise = {k: objective_args[k] for k in ("noise", "level", "seed") if k in objective_args}
+    if base["objective"]["name"] == "denoise":
+        noise.setdefault("noise", "gaussian")
+    if noise and "noise" not in noise:
+        raise ConfigError(
+            "a stage objective with a noise level needs its kind too: objective.args.noise (gaussian, salt_pepper or mask)"
+        )
+    stage_objective = GreedyStage(loss, **noise)
+    for k in range(len(stages)):  # before any stage trains, not after the first ones have
+        stage_objective.check(stages, k)
 
     def run_config(suffix: str, train_stage: int | None, objective: str, epochs: int | None) -> dict[str, Any]:
         cfg = copy.deepcopy(base)
         cfg["name"] = f"{name}-{suffix}"
         cfg["model"] = {"name": "stacked", "args": {**model_args, "stages": stages, "train_stage": train_stage, "init": init}}
-        cfg["objective"] = {"name": objective, "args": {"loss": loss}}
+        cfg["objective"] = {"name": objective, "args": {"loss": loss, **noise}}
         if epochs:
             cfg["train"]["epochs"] = epochs
         return cfg
@@ -71,6 +86,6 @@ def train_stacked(
     assert result is not None
     finetune_run = None
     if finetune_epochs != 0:
-        result = train_run(parse_config(run_config("finetune", None, "reconstruct", finetune_epochs)))
+        result = train_run(parse_config(run_config("finetune", None, "denoise" if noise else "reconstruct", finetune_epochs)))
         finetune_run = result.run.path if result.run else None
     return StackedResult(runs, finetune_run, result.model, result.test, tests)
