@@ -80,10 +80,9 @@ class OnTheFly:
         levels = [float(v) for v in level] if isinstance(level, (list, tuple)) else [float(level)]
         if len(levels) not in (1, 2) or levels[0] > levels[-1]:
             raise ConfigError(f"a noise level is a number or a range [low, high], got {level}")
-        for value in levels:
-            Corruption(kind, value)  # validates both ends
+        corruptions = [Corruption(kind, value) for value in levels]  # validates both ends
         self.levels, self.seed = levels, seed
-        self.corruption = Corruption(kind, levels[-1])  # the strongest: what pictures show
+        self.corruption = corruptions[-1]  # the strongest: what pictures show
 
     def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         if len(self.levels) == 1:

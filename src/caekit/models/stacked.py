@@ -23,20 +23,21 @@ from caekit.models.weights import load_weights
 from caekit.spec import as_shape
 
 
-def _default_activation(stage: dict[str, Any]) -> str:
-    return "sigmoid" if stage.get("type", "fc") == "fc" else "relu"
+def _activation_of(stage: dict[str, Any]) -> str:
+    """A stage's activation: as given, else sigmoid for fc and relu for conv."""
+    return stage.get("activation", "sigmoid" if stage.get("type", "fc") == "fc" else "relu")
 
 
 def takes_unit_input(stages: list[dict[str, Any]], k: int) -> bool:
     """Whether stage ``k`` (from 0) takes values in [0, 1]: the image, or the code of a sigmoid stage."""
-    return k == 0 or stages[k - 1].get("activation", _default_activation(stages[k - 1])) == "sigmoid"
+    return k == 0 or _activation_of(stages[k - 1]) == "sigmoid"
 
 
 def _stage_modules(
     kind: str, in_shape: tuple[int, ...], stage: dict[str, Any], out_activation: str
 ) -> tuple[nn.Module, nn.Module, tuple[int, ...]]:
     """Encoder, decoder and code shape of one stage."""
-    act = stage.get("activation", _default_activation({"type": kind}))
+    act = _activation_of(stage)
     if kind == "fc":
         features, units = math.prod(in_shape), int(stage["units"])
         encoder = nn.Sequential(nn.Flatten(), nn.Linear(features, units), activation(act))
@@ -103,7 +104,7 @@ class StackedAutoencoder(nn.Module):
         encoders, decoders, shapes = nn.ModuleList(), nn.ModuleList(), [self.input_shape]
         for i, stage in enumerate(stages):
             # each decoder ends in the activation that produced its target: the image's, or the previous code's
-            out_act = output_activation if i == 0 else stages[i - 1].get("activation", _default_activation(stages[i - 1]))
+            out_act = output_activation if i == 0 else _activation_of(stages[i - 1])
             enc, dec, shape = _stage_modules(stage.get("type", "fc"), shapes[-1], stage, out_act)
             encoders.append(enc)
             decoders.append(dec)
