@@ -6,21 +6,26 @@ changes process-wide settings (the allocator, see ``caekit.training.cpu``) that 
 third loop, the plain one with that allocator setting, shows how much of the gain comes from it. Also measures this machine's float32
 matrix-multiply rate and reports the share of it each loop reaches (about 119 MFLOP per image per step).
 
-    python benchmarks/train_throughput.py [--batch-size 64] [--rounds 3] [--images 2048] [--data DIR]
+    python benchmarks/train_throughput.py [--batch-size 64] [--rounds 3] [--images 2048] [--data DIR] [--levers]
 
-DIR is a CIFAR-10 folder (train/<class>/*.png); without it random CIFAR-shaped images are used.
+DIR is a CIFAR-10 folder (train/<class>/*.png); without it random CIFAR-shaped images are used. ``--levers`` adds,
+in the same alternating rounds, the CPU levers beyond the kernels: Adam's fused kernel, ``torch.compile`` (inductor),
+bfloat16 autocast, batches of 128 and 256 (images/s of one epoch, so the same number of epochs), threads pinned to
+cores, and one single-thread DDP process per core (gloo, the same global batch) with and without pinning.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -66,15 +71,30 @@ def plain_loop(model: torch.nn.Module, images: torch.Tensor, batch_size: int, ep
     return rate
 
 
-def caekit_loop(model: torch.nn.Module, images: torch.Tensor, batch_size: int, epochs: int) -> float:
-    """caekit's engine with its defaults (channels_last, in-memory uint8 batches). Returns images/s of the last epoch."""
+def caekit_loop(
+    model: torch.nn.Module, images: torch.Tensor, batch_size: int, epochs: int, fused: bool = False, **train: Any
+) -> float:
+    """caekit's engine with its defaults (channels_last, in-memory uint8 batches) and ``train`` settings on top.
+    Returns images/s of the last epoch (all processes together under torchrun, each with ``batch_size`` a step)."""
     engine = engine_for(
         model,
         Reconstruct("mse"),
-        TrainConfig(batch_size=batch_size, epochs=epochs, progress=False, device="cpu", cpu_tuning=True),
+        TrainConfig(batch_size=batch_size, epochs=epochs, progress=False, device="cpu", cpu_tuning=True, **train),
         OptimConfig(),
     )
-    batches = Batches({"image": images, "label": torch.zeros(len(images), dtype=torch.long)}, batch_size)
+    if fused:  # the same Adam settings on torch's fused CPU kernel
+        o = engine.optim
+        for name, optimizer in engine.optimizers.items():
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            engine.optimizers[name] = torch.optim.Adam(
+                params,
+                lr=o.lr,
+                betas=o.betas,
+                weight_decay=o.weight_decay,
+                fused=True,  # type: ignore[arg-type]
+            )
+    tensors = {"image": images, "label": torch.zeros(len(images), dtype=torch.long)}
+    batches = Batches(tensors, batch_size, rank=engine.dist.rank, world_size=engine.dist.world_size)
     rate = 0.0
     for epoch in range(epochs):
         batches.set_epoch(epoch)
@@ -87,6 +107,17 @@ LOOPS = {
     "plain-retain": "plain loop + caekit's allocator setting",
     "caekit": "caekit engine",
 }
+# name: (description, caekit_loop settings, environment, processes); batch sizes are global (split across processes)
+LEVERS: dict[str, tuple[str, dict[str, Any], dict[str, str], int]] = {
+    "fused": ("caekit + fused Adam", {"fused": True}, {}, 1),
+    "compile": ("caekit + torch.compile (inductor)", {"compile": True}, {}, 1),
+    "bf16": ("caekit + bfloat16 autocast", {"amp": True}, {}, 1),
+    "batch128": ("caekit, batch 128", {"batch_size": 128}, {}, 1),
+    "batch256": ("caekit, batch 256", {"batch_size": 256}, {}, 1),
+    "pinned": ("caekit, threads pinned to cores", {}, {"OMP_PROC_BIND": "close", "OMP_PLACES": "cores"}, 1),
+    "procs": ("caekit, a 1-thread DDP process per core", {}, {"OMP_NUM_THREADS": "1"}, 0),
+    "procs-pinned": ("caekit, a 1-thread DDP process per core, pinned", {"pin": True}, {"OMP_NUM_THREADS": "1"}, 0),
+}
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -98,29 +129,42 @@ def worker(args: argparse.Namespace) -> None:
         images = torch.randint(0, 256, (args.images, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     torch.manual_seed(0)
     model = create_model("cae32")
+    settings = dict(LEVERS[args.worker][1]) if args.worker in LEVERS else {}
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if settings.pop("pin", False):  # one core per process
+        os.sched_setaffinity(0, {int(os.environ.get("LOCAL_RANK", "0")) % (os.cpu_count() or 1)})
+    batch_size = settings.pop("batch_size", args.batch_size) // world
     if args.worker == "plain-retain":
         retain_freed_memory()
-    loop = caekit_loop if args.worker == "caekit" else plain_loop
     before = resource.getrusage(resource.RUSAGE_SELF)
-    rate = loop(model, images, args.batch_size, 2)
+    if args.worker.startswith("plain"):
+        rate = plain_loop(model, images, batch_size, 2)
+    else:
+        rate = caekit_loop(model, images, batch_size, 2, **settings)
     after = resource.getrusage(resource.RUSAGE_SELF)
-    steps = 2 * -(-len(images) // args.batch_size)
-    print(
-        json.dumps(
-            {
-                "rate": rate,
-                "faults": (after.ru_minflt - before.ru_minflt) / steps,
-                "kernel_ms": (after.ru_stime - before.ru_stime) * 1e3 / steps,
-            }
-        )
-    )
+    steps = 2 * -(-len(images) // (batch_size * world))
+    if int(os.environ.get("RANK", "0")) == 0:
+        usage = {
+            "faults": (after.ru_minflt - before.ru_minflt) / steps,
+            "kernel_ms": (after.ru_stime - before.ru_stime) * 1e3 / steps,
+        }
+        print(json.dumps({"rate": rate, **usage}))
 
 
 def run_worker(name: str, args: argparse.Namespace) -> dict[str, float]:
-    """images/s of the last epoch, and minor page faults and kernel time per training step (both epochs)."""
-    command = [sys.executable, __file__, "--worker", name, "--batch-size", str(args.batch_size), "--images", str(args.images)]
+    """images/s of the last epoch, and minor page faults and kernel time per training step (both epochs, rank 0)."""
+    environment, processes = dict(os.environ), 1
+    if name in LEVERS:
+        environment.update(LEVERS[name][2])
+        processes = LEVERS[name][3] or (os.cpu_count() or 1)
+    launcher = [sys.executable]
+    if processes > 1:
+        launcher += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
+    command = [*launcher, __file__, "--worker", name, "--batch-size", str(args.batch_size), "--images", str(args.images)]
     command += ["--data", args.data] if args.data else []
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, capture_output=True, text=True, env=environment)
+    if done.returncode:
+        sys.exit(f"{name} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -130,7 +174,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--images", type=int, default=2048)
     parser.add_argument("--data", help="CIFAR-10 class folders (train/<class>/*.png)")
-    parser.add_argument("--worker", choices=list(LOOPS), help=argparse.SUPPRESS)
+    parser.add_argument("--levers", action="store_true", help="also time the CPU levers (see the docstring)")
+    parser.add_argument("--worker", choices=[*LOOPS, *LEVERS], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args)
@@ -138,9 +183,10 @@ def main() -> None:
     source = f"CIFAR-10 images from {args.data}" if args.data else "random CIFAR-shaped uint8 images"
     flops_per_image = 6 * create_model("cae32").plan.macs  # forward + backward (2x) multiply-adds, 2 FLOP each
     gflops = matmul_gflops()
-    results: dict[str, list[dict[str, float]]] = {name: [] for name in LOOPS}
+    names = {**LOOPS, **({name: lever[0] for name, lever in LEVERS.items()} if args.levers else {})}
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     for _ in range(args.rounds):
-        for name in LOOPS:
+        for name in names:
             results[name].append(run_worker(name, args))
     gflops = max(gflops, matmul_gflops())
 
@@ -162,7 +208,7 @@ def main() -> None:
         faults, kernel = (statistics.median(r[key] for r in rounds) for key in ("faults", "kernel_ms"))
         listed = ", ".join(f"{r['rate']:.0f}" for r in rounds)
         print(
-            f"| {LOOPS[name]} | {rate:.0f} | {rate * flops_per_image / 1e9:.1f} | {rate * flops_per_image / 1e9 / gflops:.0%} | "
+            f"| {names[name]} | {rate:.0f} | {rate * flops_per_image / 1e9:.1f} | {rate * flops_per_image / 1e9 / gflops:.0%} | "
             f"{rate / plain:.2f}x | {faults:,.0f} | {kernel:.1f} | {listed} |"
         )
 
