@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -89,9 +90,9 @@ def caekit_loop(
             engine.optimizers[name] = torch.optim.Adam(
                 params,
                 lr=o.lr,
-                betas=o.betas,
+                betas=o.betas,  # type: ignore[arg-type]  # resolved: never None
                 weight_decay=o.weight_decay,
-                fused=True,  # type: ignore[arg-type]
+                fused=True,
             )
     tensors = {"image": images, "label": torch.zeros(len(images), dtype=torch.long)}
     batches = Batches(tensors, batch_size, rank=engine.dist.rank, world_size=engine.dist.world_size)
@@ -107,16 +108,30 @@ LOOPS = {
     "plain-retain": "plain loop + caekit's allocator setting",
     "caekit": "caekit engine",
 }
-# name: (description, caekit_loop settings, environment, processes); batch sizes are global (split across processes)
-LEVERS: dict[str, tuple[str, dict[str, Any], dict[str, str], int]] = {
-    "fused": ("caekit + fused Adam", {"fused": True}, {}, 1),
-    "compile": ("caekit + torch.compile (inductor)", {"compile": True}, {}, 1),
-    "bf16": ("caekit + bfloat16 autocast", {"amp": True}, {}, 1),
-    "batch128": ("caekit, batch 128", {"batch_size": 128}, {}, 1),
-    "batch256": ("caekit, batch 256", {"batch_size": 256}, {}, 1),
-    "pinned": ("caekit, threads pinned to cores", {}, {"OMP_PROC_BIND": "close", "OMP_PLACES": "cores"}, 1),
-    "procs": ("caekit, a 1-thread DDP process per core", {}, {"OMP_NUM_THREADS": "1"}, 0),
-    "procs-pinned": ("caekit, a 1-thread DDP process per core, pinned", {"pin": True}, {"OMP_NUM_THREADS": "1"}, 0),
+
+
+@dataclass(frozen=True)
+class Lever:
+    """One way of running caekit's engine: its ``caekit_loop`` settings (``batch_size`` is global, split across the
+    processes; ``pin``: one core per process), extra environment, and processes (0: one per core)."""
+
+    description: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+    processes: int = 1
+
+
+LEVERS = {
+    "fused": Lever("caekit + fused Adam", {"fused": True}),
+    "compile": Lever("caekit + torch.compile (inductor)", {"compile": True}),
+    "bf16": Lever("caekit + bfloat16 autocast", {"amp": True}),
+    "batch128": Lever("caekit, batch 128", {"batch_size": 128}),
+    "batch256": Lever("caekit, batch 256", {"batch_size": 256}),
+    "pinned": Lever("caekit, threads pinned to cores", environment={"OMP_PROC_BIND": "close", "OMP_PLACES": "cores"}),
+    "procs": Lever("caekit, a 1-thread DDP process per core", environment={"OMP_NUM_THREADS": "1"}, processes=0),
+    "procs-pinned": Lever(
+        "caekit, a 1-thread DDP process per core, pinned", {"pin": True}, {"OMP_NUM_THREADS": "1"}, processes=0
+    ),
 }
 
 
@@ -129,7 +144,7 @@ def worker(args: argparse.Namespace) -> None:
         images = torch.randint(0, 256, (args.images, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     torch.manual_seed(0)
     model = create_model("cae32")
-    settings = dict(LEVERS[args.worker][1]) if args.worker in LEVERS else {}
+    settings = dict(LEVERS[args.worker].settings) if args.worker in LEVERS else {}
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if settings.pop("pin", False):  # one core per process
         os.sched_setaffinity(0, {int(os.environ.get("LOCAL_RANK", "0")) % (os.cpu_count() or 1)})
@@ -155,8 +170,8 @@ def run_worker(name: str, args: argparse.Namespace) -> dict[str, float]:
     """images/s of the last epoch, and minor page faults and kernel time per training step (both epochs, rank 0)."""
     environment, processes = dict(os.environ), 1
     if name in LEVERS:
-        environment.update(LEVERS[name][2])
-        processes = LEVERS[name][3] or (os.cpu_count() or 1)
+        environment.update(LEVERS[name].environment)
+        processes = LEVERS[name].processes or (os.cpu_count() or 1)
     launcher = [sys.executable]
     if processes > 1:
         launcher += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
@@ -183,7 +198,7 @@ def main() -> None:
     source = f"CIFAR-10 images from {args.data}" if args.data else "random CIFAR-shaped uint8 images"
     flops_per_image = 6 * create_model("cae32").plan.macs  # forward + backward (2x) multiply-adds, 2 FLOP each
     gflops = matmul_gflops()
-    names = {**LOOPS, **({name: lever[0] for name, lever in LEVERS.items()} if args.levers else {})}
+    names = {**LOOPS, **({name: lever.description for name, lever in LEVERS.items()} if args.levers else {})}
     results: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     for _ in range(args.rounds):
         for name in names:
