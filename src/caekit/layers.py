@@ -206,7 +206,7 @@ class ConvTranspose2d(nn.ConvTranspose2d):
 
     oneDNN computes a transposed convolution in blocks of 8 output channels, so with 3 (or 1) most of each vector is
     wasted; a matrix multiply into one plane per output channel and kernel tap, then the shifted sum of the planes,
-    wastes nothing (see BENCHMARKS.md for the layers timed).
+    wastes nothing (see docs/results/cae.md for the layers timed).
     """
 
     def _by_taps(self, x: Tensor) -> bool:
