@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from caekit.errors import SpecError
+from caekit.errors import ConfigError, SpecError
 from caekit.models import create_model
 from caekit.spec import (
     PRESETS,
@@ -17,12 +17,21 @@ from caekit.spec import (
     Deconv,
     Pool,
     Unpool,
+    as_shape,
     conv_output_size,
     deconv_output_size,
     load_spec,
     parse_spec,
     plan,
 )
+
+
+def test_a_shape_is_three_positive_whole_numbers() -> None:
+    assert as_shape([1, 28, 28]) == (1, 28, 28)
+    assert as_shape(torch.Size([3, 32, 32])) == (3, 32, 32)
+    for bad in ("", 0, "123", [1, 28], [1, 28, 0], [1.5, 28, 28], [True, 28, 28], None):
+        with pytest.raises(ConfigError, match="a shape is three whole numbers"):
+            as_shape(bad)  # type: ignore[arg-type]  # what a damaged checkpoint header or config can hold
 
 
 @settings(max_examples=60, deadline=None)

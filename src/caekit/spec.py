@@ -9,6 +9,7 @@ The same spec reads from YAML/JSON (``load_spec``) or is written in Python.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,7 +27,11 @@ Shape = tuple[int, int, int]  # channels, height, width
 
 
 def as_shape(value: Sequence[int]) -> Shape:
-    """A (channels, height, width) tuple from any three integers (a YAML list, a tuple)."""
+    """A (channels, height, width) tuple from any three positive integers (a YAML list, a tuple, a ``torch.Size``)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 3:
+        raise ConfigError(f"a shape is three whole numbers [channels, height, width], not {value!r}")
+    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in value):
+        raise ConfigError(f"a shape is three whole numbers above 0 [channels, height, width], not {list(value)!r}")
     channels, height, width = value
     return int(channels), int(height), int(width)
 
