@@ -98,8 +98,8 @@ def main() -> None:
     for stack in args.stacks.split(","):
         for variant in args.variants.split(","):
             pretrained = None if variant == "scratch" else args.pretrained or pretrain(stack, variant == "sdae", args)
-            rows.append({"stack": stack, "variant": variant, **finetune(stack, variant, pretrained, args)})
-            rows[-1]["pretrained"] = pretrained
+            row = {"stack": stack, "variant": variant, "pretrained": pretrained}
+            rows.append({**row, **finetune(stack, variant, pretrained, args)})
             print(rows[-1], flush=True)
     stages = {k: " -> ".join(str(s.get("units", s.get("filters"))) for s in v) for k, v in STACKS.items()}
     print(

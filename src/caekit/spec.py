@@ -28,10 +28,9 @@ Shape = tuple[int, int, int]  # channels, height, width
 
 def as_shape(value: Sequence[int]) -> Shape:
     """A (channels, height, width) tuple from any three positive integers (a YAML list, a tuple, a ``torch.Size``)."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 3:
-        raise ConfigError(f"a shape is three whole numbers [channels, height, width], not {repr(value)[:80]}")
-    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in value):
-        raise ConfigError(f"a shape is three whole numbers above 0 [channels, height, width], not {repr(list(value))[:80]}")
+    three = isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and len(value) == 3
+    if not three or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in value):
+        raise ConfigError(f"a shape is three whole numbers above 0 [channels, height, width], not {repr(value)[:80]}")
     channels, height, width = value
     return int(channels), int(height), int(width)
 
