@@ -4,7 +4,8 @@ Dynamically binarised MNIST (a fresh Bernoulli draw of every training image each
 test binarised once with a fixed seed), Bernoulli likelihood, NLL = -log (1/k sum_i p(x, z_i) / q(z_i | x)) with
 k importance samples (Burda et al. 2016). ``--samples K`` trains on the IWAE bound with K samples instead of the
 ELBO. The run is trained in stages (``--curve``), each resumed from the last, and the best checkpoint so far is
-scored after each, so the table shows what every extra epoch buys.
+scored after each, so the table shows what every extra epoch buys. ``--resume RUN`` goes on from a run folder made earlier: with a
+``--curve`` it has already reached, it only scores (e.g. k = 5,000 with more threads than training used).
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/family_vae.py --root data --curve 1,3,10 --ks 100,5000 --test 10000
 """
@@ -34,6 +35,7 @@ def main() -> None:
     parser.add_argument("--binarise", choices=["dynamic", "threshold"], default="dynamic")
     parser.add_argument("--samples", type=int, default=1, help="train on the IWAE bound with this many samples (1: ELBO)")
     parser.add_argument("--runs-dir", default="runs/family")
+    parser.add_argument("--resume", help="a run folder of this script's: train it on to --curve, or score it again")
     args = parser.parse_args()
     curve = [int(e) for e in args.curve.split(",")]
     ks = [int(k) for k in args.ks.split(",")]
@@ -49,7 +51,8 @@ def main() -> None:
     }
     if args.samples > 1:
         overrides["objective.args.warmup_steps"] = 0  # the IWAE bound has no KL weight to warm up
-    rows, run, seconds = [], None, 0.0
+    rows, seconds = [], 0.0
+    run: Path | None = Path(args.resume) if args.resume else None
     for epochs in curve:
         start = time.perf_counter()
         result = train(args.config, overrides={**overrides, "train.epochs": epochs}, resume=run)
