@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from caekit.config import OptimConfig, TrainConfig
+from caekit.config import ObjectiveConfig, OptimConfig, TrainConfig
 from caekit.data.splits import make_splits
 from caekit.errors import ConfigError
 from caekit.models import create_model
@@ -21,7 +21,7 @@ from caekit.training.callbacks import EpochEnd
 from caekit.training.engine import lr_factor
 from caekit.training.masked import MaskedReconstruct, patch_mask, remasked
 from caekit.training.supervised import Classify, layer_depths
-from caekit.workflows.compare import load_compare_config, run_compare
+from caekit.workflows.compare import load_compare_config, run_compare, stretch_to_min_steps
 
 
 def _patch_values(mask: torch.Tensor, patch: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -151,6 +151,21 @@ def test_linear_probe_epochs_hold_the_encoder_then_release_it() -> None:
     finally:
         engine.close()
     assert moved == [(False, True), (True, True)]
+
+
+def test_min_steps_stretches_every_epoch_count_of_the_recipe() -> None:
+    """3 steps an epoch and at least 1,000 steps: 334 epochs, and patience, warm-up and linear probing scaled alike
+    (a patience of 10 epochs left as it was stopped 10-label runs after about 50 of their 1,000 steps)."""
+    train = TrainConfig(epochs=30, patience=10, warmup_epochs=2)
+    objective = ObjectiveConfig(name="classify", args={"linear_probe_epochs": 5, "label_smoothing": 0.1})
+    stretch_to_min_steps(train, objective, steps_per_epoch=3, min_steps=1000)
+    factor = 334 / 30
+    assert train.epochs == 334
+    assert (train.patience, train.warmup_epochs) == (math.ceil(10 * factor), math.ceil(2 * factor)) == (112, 23)
+    assert objective.args == {"linear_probe_epochs": math.ceil(5 * factor), "label_smoothing": 0.1}
+    enough = TrainConfig(epochs=40, patience=10)  # 40 epochs of 29 steps are already 1,160 steps: nothing changes
+    stretch_to_min_steps(enough, ObjectiveConfig(name="classify"), steps_per_epoch=29, min_steps=1000)
+    assert (enough.epochs, enough.patience, enough.warmup_epochs) == (40, 10, 0)
 
 
 @pytest.mark.slow

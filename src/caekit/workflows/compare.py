@@ -207,6 +207,27 @@ def train_model(
     return Trained(result.model, result.run, result.history, result.seconds)
 
 
+EPOCH_COUNTS = ("patience", "warmup_epochs")  # the recipe's other lengths in epochs, beside train.epochs
+OBJECTIVE_EPOCH_COUNTS = ("linear_probe_epochs",)
+
+
+def stretch_to_min_steps(train_cfg: TrainConfig, objective_cfg: ObjectiveConfig, steps_per_epoch: int, min_steps: int) -> None:
+    """Give a small sample at least ``min_steps`` optimiser steps by more epochs, and stretch every other count of
+    epochs in the recipe (patience, warm-up, linear-probe epochs) by the same factor, so the schedule keeps its shape
+    in steps: a patience of 10 epochs of 3 steps would otherwise stop a 10-label run after a few dozen steps."""
+    epochs = max(train_cfg.epochs, math.ceil(min_steps / steps_per_epoch))
+    factor = epochs / train_cfg.epochs
+    if factor <= 1:
+        return
+    train_cfg.epochs = epochs
+    for field in EPOCH_COUNTS:
+        if getattr(train_cfg, field):
+            setattr(train_cfg, field, math.ceil(getattr(train_cfg, field) * factor))
+    for key in OBJECTIVE_EPOCH_COUNTS:
+        if objective_cfg.args.get(key):
+            objective_cfg.args[key] = math.ceil(objective_cfg.args[key] * factor)
+
+
 def _merged(base: BaseModel, overrides: dict[str, Any], cls: type[BaseModel], what: str) -> Any:
     return validate_model(cls, {**base.model_dump(), **overrides}, what)
 
@@ -295,13 +316,12 @@ def _train_sample(
         if entry.pretrained:
             model_cfg = ModelConfig(name=model_cfg.name, args={**model_cfg.args, "pretrained": str(pretrained[entry.pretrained])})
         train_cfg = _merged(cfg.train, {**entry.train, "seed": seed}, TrainConfig, f"{entry.label}: train")
-        if cfg.min_steps:
-            steps_per_epoch = math.ceil(len(train) / train_cfg.batch_size)
-            train_cfg.epochs = max(train_cfg.epochs, math.ceil(cfg.min_steps / steps_per_epoch))
         optim_cfg = _merged(cfg.optim, entry.optim, OptimConfig, f"{entry.label}: optim")
         objective_cfg = ObjectiveConfig(
             name=entry.objective.get("name", cfg.objective.name), args={**cfg.objective.args, **entry.objective.get("args", {})}
         )
+        if cfg.min_steps:
+            stretch_to_min_steps(train_cfg, objective_cfg, math.ceil(len(train) / train_cfg.batch_size), cfg.min_steps)
         data_cfg = cfg.data.model_copy(update={"augment": entry.augment}) if entry.augment else cfg.data
         budget_part = f"-{_slug(budget.describe())}" if name_budget else ""
         name = f"{_slug(entry.label)}{budget_part}-seed{seed}"
