@@ -163,6 +163,10 @@ def test_min_steps_stretches_every_epoch_count_of_the_recipe() -> None:
     assert train.epochs == 334
     assert (train.patience, train.warmup_epochs) == (math.ceil(10 * factor), math.ceil(2 * factor)) == (112, 23)
     assert objective.args == {"linear_probe_epochs": math.ceil(5 * factor), "label_smoothing": 0.1}
+    assert train.step_size == 10  # unused without a step schedule, so left as it was
+    stepped = TrainConfig(epochs=30, scheduler="step", step_size=10)
+    stretch_to_min_steps(stepped, ObjectiveConfig(name="classify"), steps_per_epoch=3, min_steps=1000)
+    assert stepped.step_size == 112
     enough = TrainConfig(epochs=40, patience=10)  # 40 epochs of 29 steps are already 1,160 steps: nothing changes
     stretch_to_min_steps(enough, ObjectiveConfig(name="classify"), steps_per_epoch=29, min_steps=1000)
     assert (enough.epochs, enough.patience, enough.warmup_epochs) == (40, 10, 0)

@@ -220,7 +220,7 @@ def stretch_to_min_steps(train_cfg: TrainConfig, objective_cfg: ObjectiveConfig,
     if factor <= 1:
         return
     train_cfg.epochs = epochs
-    for field in EPOCH_COUNTS:
+    for field in (*EPOCH_COUNTS, "step_size") if train_cfg.scheduler == "step" else EPOCH_COUNTS:
         if getattr(train_cfg, field):
             setattr(train_cfg, field, math.ceil(getattr(train_cfg, field) * factor))
     for key in OBJECTIVE_EPOCH_COUNTS:
